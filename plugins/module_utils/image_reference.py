@@ -24,7 +24,7 @@ _REFERENCE = re.compile(r'^(?P<registry>%s)/(?P<repository>%s(?:/%s)*)(?::(?P<ta
 MAX_NAME = 255
 
 
-class ReferenceError(ValueError):
+class ImageReferenceError(ValueError):
     """A malformed image reference."""
 
 
@@ -33,30 +33,30 @@ def _looks_like_registry(first):
 
 
 def parse(reference):
-    """{registry, repository, tag, digest, name} or ReferenceError naming the problem."""
+    """{registry, repository, tag, digest, name} or ImageReferenceError naming the problem."""
     if not isinstance(reference, str) or not reference.strip():
-        raise ReferenceError('empty image reference')
-    ref = reference.strip()
-    if ref != reference:
-        raise ReferenceError('image reference %r has surrounding whitespace' % reference)
+        raise ImageReferenceError('empty image reference')
+    if reference != reference.strip():
+        raise ImageReferenceError('image reference %r has surrounding whitespace' % reference)
+    ref = reference
     if '://' in ref:
-        raise ReferenceError('image reference %r must not have a scheme (write host[:port]/repo[:tag])' % ref)
+        raise ImageReferenceError('image reference %r must not have a scheme (write host[:port]/repo[:tag])' % ref)
     first = ref.split('/', 1)[0]
     if '/' not in ref or not _looks_like_registry(first):
-        raise ReferenceError('image reference %r must name its registry: host[:port]/repository[:tag]' % ref)
+        raise ImageReferenceError('image reference %r must name its registry: host[:port]/repository[:tag]' % ref)
     match = _REFERENCE.match(ref)
     if not match:
         repo = ref.split('/', 1)[1].split('@', 1)[0].rsplit(':', 1)[0]
         if repo != repo.lower():
-            raise ReferenceError('image reference %r: repository must be lowercase' % ref)
-        raise ReferenceError('image reference %r is malformed (expected host[:port]/repository[:tag][@digest])' % ref)
+            raise ImageReferenceError('image reference %r: repository must be lowercase' % ref)
+        raise ImageReferenceError('image reference %r is malformed (expected host[:port]/repository[:tag][@digest])' % ref)
     parts = match.groupdict()
     name = '%s/%s' % (parts['registry'], parts['repository'])
     if len(name) > MAX_NAME:
-        raise ReferenceError('image reference %r: name longer than %d characters' % (ref, MAX_NAME))
+        raise ImageReferenceError('image reference %r: name longer than %d characters' % (ref, MAX_NAME))
     digest = parts['digest'] or ''
     if digest.startswith('sha256:') and len(digest) != len('sha256:') + 64:
-        raise ReferenceError('image reference %r: a sha256 digest has 64 hex digits' % ref)
+        raise ImageReferenceError('image reference %r: a sha256 digest has 64 hex digits' % ref)
     parts['name'] = name
     return parts
 

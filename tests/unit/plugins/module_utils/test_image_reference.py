@@ -39,7 +39,7 @@ def test_parse_valid(ref, expected):
     ('reg.example.internal/' + 'a' * 300, 'longer than 255'),
 ])
 def test_parse_invalid(ref, message):
-    with pytest.raises(r.ReferenceError, match=message):
+    with pytest.raises(r.ImageReferenceError, match=message):
         r.parse(ref)
 
 
