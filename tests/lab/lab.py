@@ -4,6 +4,8 @@
 One entry point, idempotent:
 
     lab.py up [--rate 400mbit] [--auth]   build what is missing, start everything
+                                          (--auth: the main registry needs a login too;
+                                          a second registry always does)
     lab.py status                         what runs, as JSON
     lab.py down                           remove containers, network and lab state
 
@@ -36,6 +38,9 @@ SUBNET = "10.89.213.0/24"
 REGISTRY_NAME = "lazypull-registry"
 REGISTRY_IP = "10.89.213.10"
 REGISTRY_PORT = 5000
+# Always requires htpasswd auth: where tests of credential handling push.
+AUTH_REGISTRY_NAME = "lazypull-registry-auth"
+AUTH_REGISTRY_IP = "10.89.213.12"
 MIRROR_NAME = "lazypull-mirror"
 MIRROR_IP = "10.89.213.11"
 MIRROR_PORT = 8080
@@ -180,7 +185,8 @@ def ensure_tls():
         ext = tls / "registry.ext"
         ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                        "extendedKeyUsage=serverAuth\n"
-                       f"subjectAltName=IP:{REGISTRY_IP},DNS:{REGISTRY_NAME}\n")
+                       f"subjectAltName=IP:{REGISTRY_IP},DNS:{REGISTRY_NAME},"
+                       f"IP:{AUTH_REGISTRY_IP},DNS:{AUTH_REGISTRY_NAME}\n")
         csr = tls / "registry.csr"
         run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REGISTRY_NAME}",
              "-keyout", str(key), "-out", str(csr)], capture=True)
@@ -192,11 +198,9 @@ def ensure_tls():
     return ca_crt
 
 
-def ensure_auth(enabled):
-    """Optional htpasswd auth. The password lives only in a 0600 file."""
+def ensure_auth():
+    """htpasswd auth. The password lives only in a 0600 file."""
     auth = STATE / "auth"
-    if not enabled:
-        return None
     auth.mkdir(parents=True, exist_ok=True)
     pw_file = auth / "password"
     if not pw_file.exists():
@@ -329,14 +333,14 @@ def ensure_artifacts():
     return CACHE / "mirror"
 
 
-def push_test_images(ca_file, auth):
+def push_test_images(ca_file, registry_ip, auth):
     built = json.loads(run([sys.executable, str(HERE / "build_images.py"), "build"],
                            capture=True).stdout)
     certs = STATE / "skopeo-certs"
     certs.mkdir(exist_ok=True)
     shutil.copy(ca_file, certs / "ca.crt")
     cmd = [sys.executable, str(HERE / "build_images.py"), "push",
-           "--registry", f"{REGISTRY_IP}:{REGISTRY_PORT}", "--cert-dir", str(certs)]
+           "--registry", f"{registry_ip}:{REGISTRY_PORT}", "--cert-dir", str(certs)]
     if auth:
         cmd += ["--authfile", str(write_authfile(auth))]
     pushed = json.loads(run(cmd, capture=True).stdout)
@@ -348,8 +352,28 @@ def write_authfile(auth):
     path = STATE / "auth" / "auth.json"
     token = base64.b64encode(f"{auth['username']}:{Path(auth['password_file']).read_text()}".encode())
     path.touch(mode=0o600)
-    path.write_text(json.dumps({"auths": {f"{REGISTRY_IP}:{REGISTRY_PORT}": {"auth": token.decode()}}}))
+    path.write_text(json.dumps({"auths": {f"{ip}:{REGISTRY_PORT}": {"auth": token.decode()}
+                                          for ip in (REGISTRY_IP, AUTH_REGISTRY_IP)}}))
     return path
+
+
+def ensure_registry(name, ip, ca_file, auth):
+    """Debian's docker-registry in its own container, TLS, its own data dir."""
+    conf_dir = STATE / name
+    conf_dir.mkdir(exist_ok=True)
+    data_dir = STATE / f"{name}-data"
+    data_dir.mkdir(exist_ok=True)
+    cfg_text = json.dumps(registry_config(auth), indent=2)  # JSON is valid YAML
+    (conf_dir / "config.yml").write_text(cfg_text)
+    cfg_hash = hashlib.sha256(cfg_text.encode()).hexdigest()[:12]
+    ensure_container(name, ip, [
+        "-v", f"{conf_dir}:/etc/docker/registry:ro", "-v", f"{STATE / 'tls'}:/lab/tls:ro",
+        "-v", f"{STATE / 'auth'}:/lab/auth:ro",
+        "-v", f"{data_dir}:/var/lib/docker-registry",
+        "--entrypoint", "/usr/bin/docker-registry",
+        "localhost/lazypull/lab-tools:trixie", "serve", "/etc/docker/registry/config.yml"], cfg_hash)
+    wait_for(f"https://{ip}:{REGISTRY_PORT}/v2/", ca_file)
+    log(f"registry https://{ip}:{REGISTRY_PORT} up (TLS, auth={'on' if auth else 'off'})")
 
 
 # --- commands ------------------------------------------------------------
@@ -361,23 +385,11 @@ def cmd_up(args):
     mirror_dir = ensure_artifacts()
     STATE.mkdir(parents=True, exist_ok=True)
     ca_file = ensure_tls()
-    auth = ensure_auth(args.auth)
+    auth = ensure_auth()
     ensure_network()
 
-    reg_dir = STATE / "registry"
-    reg_dir.mkdir(exist_ok=True)
-    (STATE / "registry-data").mkdir(exist_ok=True)
-    cfg_text = json.dumps(registry_config(auth), indent=2)  # JSON is valid YAML
-    (reg_dir / "config.yml").write_text(cfg_text)
-    cfg_hash = hashlib.sha256(cfg_text.encode()).hexdigest()[:12]
-    ensure_container(REGISTRY_NAME, REGISTRY_IP, [
-        "-v", f"{reg_dir}:/etc/docker/registry:ro", "-v", f"{STATE / 'tls'}:/lab/tls:ro",
-        "-v", f"{STATE / 'auth'}:/lab/auth:ro" if auth else f"{reg_dir}:/lab/noauth:ro",
-        "-v", f"{STATE / 'registry-data'}:/var/lib/docker-registry",
-        "--entrypoint", "/usr/bin/docker-registry",
-        "localhost/lazypull/lab-tools:trixie", "serve", "/etc/docker/registry/config.yml"], cfg_hash)
-    wait_for(f"https://{REGISTRY_IP}:{REGISTRY_PORT}/v2/", ca_file)
-    log(f"registry https://{REGISTRY_IP}:{REGISTRY_PORT} up (TLS, auth={'on' if auth else 'off'})")
+    ensure_registry(REGISTRY_NAME, REGISTRY_IP, ca_file, auth if args.auth else None)
+    ensure_registry(AUTH_REGISTRY_NAME, AUTH_REGISTRY_IP, ca_file, auth)
 
     ensure_container(MIRROR_NAME, MIRROR_IP, [
         "-v", f"{mirror_dir}:/srv/mirror:ro", "--entrypoint", "/usr/bin/python3",
@@ -388,7 +400,8 @@ def cmd_up(args):
     log(f"artifact mirror http://{MIRROR_IP}:{MIRROR_PORT} up")
 
     shape_link(None)  # push unshaped; shape afterwards
-    built, pushed = push_test_images(ca_file, auth)
+    built, pushed = push_test_images(ca_file, REGISTRY_IP, auth if args.auth else None)
+    push_test_images(ca_file, AUTH_REGISTRY_IP, auth)
     images = {}
     for b in built:
         p = next(x for x in pushed if x["name"] == b["name"])
@@ -398,7 +411,7 @@ def cmd_up(args):
     link = {"rate": args.rate or None}
     shape_link(args.rate)
     if args.rate:
-        mbps, size = measure_throughput(ca_file, images["sparse"], auth)
+        mbps, size = measure_throughput(ca_file, images["sparse"], auth if args.auth else None)
         link["measured_MBps"] = round(mbps, 1)
         log(f"shaped link {args.rate}: measured {mbps:.1f} MB/s over {size / 1e6:.0f} MB")
 
@@ -409,7 +422,9 @@ def cmd_up(args):
         "registry": {"host": f"{REGISTRY_IP}:{REGISTRY_PORT}", "ip": REGISTRY_IP,
                      "name": REGISTRY_NAME, "ca_file": str(ca_file),
                      "access_log": f"podman logs {REGISTRY_NAME}",
-                     "auth": auth, "link": link},
+                     "auth": auth if args.auth else None, "link": link},
+        "auth_registry": {"host": f"{AUTH_REGISTRY_IP}:{REGISTRY_PORT}", "ip": AUTH_REGISTRY_IP,
+                          "name": AUTH_REGISTRY_NAME, "ca_file": str(ca_file), **auth},
         "mirror": {"url": f"http://{MIRROR_IP}:{MIRROR_PORT}", "dir": str(mirror_dir)},
         "images": images,
         "host_images": {n: f"localhost/lazypull/{n}" for n in IMAGES},
@@ -431,7 +446,7 @@ def cmd_status(_args):
 def cmd_down(_args):
     lab_hosts = podman("ps", "-a", "--filter", f"name=^{HOST_PREFIX}", "--format", "{{.Names}}",
                        check=False).stdout.split()
-    for name in (REGISTRY_NAME, MIRROR_NAME, *lab_hosts):
+    for name in (REGISTRY_NAME, AUTH_REGISTRY_NAME, MIRROR_NAME, *lab_hosts):
         podman("rm", "-f", "-t", "5", name, check=False)
     for name in lab_hosts:
         for vol in HOST_VOLUMES:
