@@ -20,6 +20,8 @@ FORMATS = ('estargz', 'zstdchunked')
 ANNOTATION_SOURCE = 'lazypull.snapshotters.source-digest'
 ANNOTATION_OPTIONS = 'lazypull.snapshotters.convert-options'
 ANNOTATION_PRIORITIZED = 'lazypull.snapshotters.prioritized-files'
+INDEX_TYPE = 'application/vnd.oci.image.index.v1+json'
+MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json'
 
 
 class ConvertError(ValueError):
@@ -52,9 +54,11 @@ def validate(params):
         value = params.get(key)
         if value is not None and not all(isinstance(v, str) for v in value):
             raise ConvertError('%s must be a list of strings' % key)
-    for key in (params.get('env') or {}):
-        if not key or '=' in key:
+    for key, value in (params.get('env') or {}).items():
+        if not key or '=' in key or '\n' in key:
             raise ConvertError('env: %r is not a variable name' % key)
+        if '\n' in str(value):
+            raise ConvertError('env: the value of %s has a line break (one variable per line)' % key)
 
 
 def options_record(params):
@@ -223,23 +227,24 @@ def convert(params, src, dest, tools, runner, access, check_mode, timer):
         raise image_tools.RegistryError('source image %s not found in registry %s'
                                         % (params['src'], src['registry']))
     src_digest, _src_type, src_doc, _raw = found
-    dest_client.check_access(dest['repository'], push=True)
+    dest_client.check_access(dest['repository'], push=params.get('push', True))
     options_json = options_record(params)
     dest_tag = dest['tag'] or 'latest'
     existing = dest_client.manifest(dest['repository'], dest_tag)
     result = {'changed': False, 'src_digest': src_digest, 'dest': params['dest'],
               'options': json.loads(options_json)}
 
+    # Sizes are reported for one platform: the first asked for, else linux/amd64.
+    report_platform = (params.get('platforms') or [None])[0] if params.get('platforms') != ['all'] else None
     src_manifest = src_doc
     if src_doc.get('manifests'):
-        desc = platform_manifest_descriptor(src_doc, (params.get('platforms') or [None])[0]
-                                            if params.get('platforms') != ['all'] else None)
+        desc = platform_manifest_descriptor(src_doc, report_platform)
         src_manifest = src_client.manifest(src['repository'], desc['digest'])[2]
 
     if existing is not None and is_current(existing[2], src_digest, options_json):
         dest_doc = existing[2]
         if dest_doc.get('manifests'):
-            desc = platform_manifest_descriptor(dest_doc)
+            desc = platform_manifest_descriptor(dest_doc, report_platform)
             dest_doc = dest_client.manifest(dest['repository'], desc['digest'])[2]
         rows, total_src, total_dest = layer_report(src_manifest, dest_doc)
         prioritized = (existing[2].get('annotations') or {}).get(ANNOTATION_PRIORITIZED)
@@ -307,7 +312,7 @@ def convert(params, src, dest, tools, runner, access, check_mode, timer):
         top = json.loads(manifest_text)
         dest_manifest = top
         if top.get('manifests'):
-            desc = platform_manifest_descriptor(top)
+            desc = platform_manifest_descriptor(top, report_platform)
             dest_manifest = json.loads(_local_manifest(runner, ctr, desc['digest']))
         rows, total_src, total_dest = layer_report(src_manifest, dest_manifest)
 
@@ -322,7 +327,7 @@ def convert(params, src, dest, tools, runner, access, check_mode, timer):
                                                 params.get('platforms') or []),
                        env=env, what='push of %s' % params['dest'])
             pushed = dest_client.put_manifest(dest['repository'], dest_tag, body,
-                                              top.get('mediaType') or 'application/vnd.oci.image.manifest.v1+json')
+                                              top.get('mediaType') or (INDEX_TYPE if top.get('manifests') else MANIFEST_TYPE))
             if pushed != final_digest:
                 raise image_tools.RegistryError('registry %s stored %s, expected %s' % (dest['registry'], pushed, final_digest))
             steps['push'] = round(timer() - t0, 3)

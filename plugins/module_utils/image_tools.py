@@ -76,8 +76,8 @@ class ToolRunner(object):
         rc, out, err = self._run_command(argv, env or {}, self.timeout)
         self.calls.append({'cmd': list(argv), 'seconds': round(time.monotonic() - started, 3), 'rc': rc})
         if check and rc != 0:
-            raise ToolError('%s failed (rc=%s): %s\n%s' % (what or os.path.basename(argv[0]), rc,
-                                                            ' '.join(argv), tail(err or out)))
+            name = what or os.path.basename(argv[0])
+            raise ToolError('%s failed (rc=%s): %s\n%s' % (name, rc, ' '.join(argv), tail(err or out)))
         return rc, out, err
 
 
@@ -107,8 +107,10 @@ def find_binary(module_or_finder, name, configured=None, required=True):
 
 
 def toml_string(text):
-    """A TOML basic string: JSON's escaping is a subset TOML accepts."""
-    return json.dumps(text, ensure_ascii=True)
+    """A TOML basic string. JSON's escapes of quotes, backslashes and control
+    characters are valid TOML; other characters stay literal (TOML has no
+    surrogate-pair escapes)."""
+    return json.dumps(text, ensure_ascii=False).replace('\x7f', '\\u007f')
 
 
 def hosts_toml(host, plain_http=False, ca_bundle=None, authorization=None):

@@ -21,6 +21,8 @@ import hashlib
 import json
 import re
 
+from ansible.module_utils.six.moves.urllib.parse import urljoin, urlparse
+
 MANIFEST_TYPES = (
     'application/vnd.oci.image.index.v1+json',
     'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -59,8 +61,8 @@ def parse_challenge(header):
     return scheme.lower(), params
 
 
-def digest_of(body):
-    return 'sha256:' + hashlib.sha256(body).hexdigest()
+def digest_of(body, algorithm='sha256'):
+    return '%s:%s' % (algorithm, hashlib.new(algorithm, body).hexdigest())
 
 
 class RegistryClient(object):
@@ -85,12 +87,12 @@ class RegistryClient(object):
             location = _header(resp_headers, 'location')
             if not location:
                 raise RegistryError('registry %s redirected without a Location' % self.host)
-            if location.startswith('/'):
-                location = self.base + location
-            # Blob storage behind a redirect (S3 for ECR) must not see the
-            # registry's Authorization header.
-            plain = dict((k, v) for k, v in headers.items() if k.lower() != 'authorization')
-            return self._send(method, location, plain, data, follow - 1)
+            target = urljoin(url, location)
+            if urlparse(target).netloc != urlparse(url).netloc:
+                # Blob storage on another host (S3 for ECR) must not see the
+                # registry's Authorization header.
+                headers = dict((k, v) for k, v in headers.items() if k.lower() != 'authorization')
+            return self._send(method, target, headers, data, follow - 1)
         return status, resp_headers, body
 
     def _auth_header(self, scope):
@@ -163,8 +165,11 @@ class RegistryClient(object):
             raise RegistryError('registry %s answered HTTP %s to /v2/' % (self.host, status))
         if self.credentials is not None and self._token.get(None) != 'basic' and scope not in self._token:
             # A registry open to anonymous reads accepted /v2/ without asking;
-            # make it check the credentials now rather than at push time.
+            # present the credentials now, so bad ones fail before any work.
             self._token[None] = 'basic'
+            status, _h, _b = self._send('GET', self.base + '/v2/', {'Authorization': self.credentials.basic()})
+            if status == 401:
+                raise RegistryError('registry %s rejected the credentials (401 Unauthorized)' % self.host)
         return True
 
     def manifest(self, repository, reference):
@@ -193,7 +198,8 @@ class RegistryClient(object):
             raise RegistryError('registry %s: GET blob %s answered HTTP %s' % (self.host, digest, status))
         if len(body) > limit:
             raise RegistryError('registry %s: blob %s larger than %d bytes' % (self.host, digest, limit))
-        if digest_of(body) != digest:
+        algorithm = digest.split(':', 1)[0]
+        if algorithm not in ('sha256', 'sha384', 'sha512') or digest_of(body, algorithm) != digest:
             raise RegistryError('registry %s: blob %s does not match its digest' % (self.host, digest))
         return body
 

@@ -147,6 +147,29 @@ def ztoc_spans(blob):
     return uncompressed, max_span + 1
 
 
+def ztoc_recorded_span_size(blob):
+    """The span size soci wrote into a gzip zTOC, or None. The checkpoints
+    (CompressionInfo field 3, a byte vector) start with the zinfo header:
+    int32 checkpoint count, then int64 span size."""
+    try:
+        root = struct.unpack_from('<I', blob, 0)[0]
+        info_ref = _table_field(blob, root, 5)
+        if info_ref is None:
+            return None
+        info = info_ref + struct.unpack_from('<I', blob, info_ref)[0]
+        ref = _table_field(blob, info, 3)
+        if ref is None:
+            return None
+        vector = ref + struct.unpack_from('<I', blob, ref)[0]
+        length = struct.unpack_from('<I', blob, vector)[0]
+        if length < 12:
+            return None
+        span = struct.unpack_from('<q', blob, vector + 4 + 4)[0]
+    except struct.error:
+        return None
+    return span if span > 0 else None
+
+
 def spans_match(uncompressed, spans, span_size):
     """True when `spans` is what span_size gives for this layer. A span ends
     at the first deflate block boundary past span_size, so spans run a little
@@ -176,7 +199,15 @@ def match_existing(image_manifest, candidates, span_size, min_layer_size, read_m
             # largest layer's, as a small layer may fit in one span of any size.
             layer = max(ztocs, key=lambda digest: sizes.get(digest, 0))
             ztoc = ztocs[layer]
-            uncompressed, spans = ztoc_spans(read_blob(ztoc['digest']))
+            blob = read_blob(ztoc['digest'])
+            recorded = ztoc_recorded_span_size(blob)
+            if recorded is not None:
+                if recorded != (span_size or DEFAULT_SPAN_SIZE):
+                    reasons.append('%s was built with span_size %d' % (desc['digest'], recorded))
+                    continue
+                return desc['digest'], index
+            # No zinfo header (uncompressed layers): estimate from the span count.
+            uncompressed, spans = ztoc_spans(blob)
             if not spans_match(uncompressed, spans, span_size):
                 reasons.append('%s: layer %s has %d spans, span_size %s gives about %d'
                                % (desc['digest'], layer[:19], spans, span_size or DEFAULT_SPAN_SIZE,
@@ -194,16 +225,31 @@ def useless_index_warning(indexed, skipped, min_layer_size):
     return None
 
 
-def target_manifests(client, repository, top_digest, top_doc, platforms):
+ARCHITECTURES = {'x86_64': 'amd64', 'aarch64': 'arm64', 'armv7l': 'arm', 's390x': 's390x', 'ppc64le': 'ppc64le'}
+
+
+def host_platform(machine=None):
+    """This host's platform as containerd names it (linux/amd64, linux/arm64...)."""
+    import os
+    machine = machine or os.uname()[4]
+    return 'linux/%s' % ARCHITECTURES.get(machine, machine)
+
+
+def platform_matches(name, wanted):
+    """'linux/arm64' matches 'linux/arm64/v8'; a wanted variant must match exactly."""
+    return name == wanted or (wanted.count('/') == 1 and name.startswith(wanted + '/'))
+
+
+def target_manifests(client, repository, top_digest, top_doc, platforms, default_platform=None):
     """[(platform string, manifest digest, manifest)] the index is built for."""
     if not top_doc.get('manifests'):
         return [(None, top_digest, top_doc)]
-    wanted = platforms or ['linux/amd64']
+    wanted = platforms or [default_platform or host_platform()]
     out = []
     for desc in top_doc['manifests']:
         plat = desc.get('platform') or {}
         name = '/'.join(x for x in (plat.get('os'), plat.get('architecture'), plat.get('variant')) if x)
-        if wanted == ['all'] or name in wanted:
+        if wanted == ['all'] or any(platform_matches(name, w) for w in wanted):
             out.append((name, desc['digest'], client.manifest(repository, desc['digest'])[2]))
     if not out:
         raise SociError('image has no manifest for platform(s) %s' % ', '.join(wanted))
@@ -263,7 +309,7 @@ def ensure_v1(params, ref, tools, runner, access, check_mode, timer):
         layers = manifest.get('layers', [])
         if not expected_layers(manifest, min_size):
             # soci refuses to build an index without zTOCs; it would be useless anyway.
-            warning = useless_index_warning([], layers, min_size)
+            warning = useless_index_warning([], layers, min_size) or 'the image has no layers to index'
             result.setdefault('warnings', []).append(warning)
             result['indexes'].append({'platform': platform, 'manifest_digest': digest, 'index_digest': None,
                                       'ztocs': 0, 'layers_indexed': 0, 'layers_skipped': len(layers),
@@ -277,7 +323,7 @@ def ensure_v1(params, ref, tools, runner, access, check_mode, timer):
                                       'ztocs': len(ztocs), 'layers_indexed': len(ztocs),
                                       'layers_skipped': len(layers) - len(ztocs)})
             others = [c['digest'] for c in candidates if c['digest'] != match]
-            if others:
+            if others and params.get('prune', True):
                 stale[digest] = others
         else:
             missing.append((platform, digest, manifest, [c['digest'] for c in candidates], reasons))
@@ -312,7 +358,9 @@ def ensure_v1(params, ref, tools, runner, access, check_mode, timer):
     try:
         if missing:
             t0 = timer()
-            runner.run(image_tools.pull_command(tools['ctr'], params, image, access, params.get('platforms') or []),
+            pull_platforms = (['all'] if params.get('platforms') == ['all']
+                              else sorted(set(m[0] for m in missing if m[0])))
+            runner.run(image_tools.pull_command(tools['ctr'], params, image, access, pull_platforms),
                        env=env, what='pull of %s' % image)
             steps['pull'] = round(timer() - t0, 3)
         for platform, digest, manifest, old, _reasons in missing:
@@ -338,13 +386,15 @@ def ensure_v1(params, ref, tools, runner, access, check_mode, timer):
                 entry['warning'] = warning
                 result.setdefault('warnings', []).append(warning)
             result['indexes'].append(entry)
-            if old:
+            # soci builds byte-identical indexes: never prune the one just pushed.
+            old = [d for d in old if d != digests[0]]
+            if old and params.get('prune', True):
                 stale[digest] = old
             if params['push']:
                 t0 = timer()
                 runner.run(push_command(soci, image, params.get('plain_http'), plat), env=env, what='soci push')
                 steps['push'] = round(steps.get('push', 0) + timer() - t0, 3)
-        if params['push'] and stale and params.get('prune', True):
+        if params['push'] and stale:
             # Another index for the same image would compete with the new one.
             for digest, indexes in stale.items():
                 remove_indexes(client, repo, digest, indexes)

@@ -21,9 +21,10 @@ description:
   - The result records its source digest and the options in annotations of
     its top-level manifest. When O(dest) already records the current source
     digest and the same options, nothing is done (C(changed=false)).
-  - Nothing is tagged until the converted, annotated manifest is complete:
+  - Nothing is tagged until the converted, annotated manifest is complete;
     blobs and the intermediate manifest are pushed by digest first.
-author: lazypull.snapshotters contributors
+author:
+  - lazypull.snapshotters maintainers (@lazypull)
 extends_documentation_fragment:
   - lazypull.snapshotters.image_tools
 options:

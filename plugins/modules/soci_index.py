@@ -18,14 +18,15 @@ description:
     O(manifest_version=v2) runs C(soci convert) (soci >= 0.10) into O(dest).
     Chosen from the installed soci when not given.
   - v1 idempotence reads the options back from the registry's index itself
-    (soci records none): which layers have a zTOC must match
+    (soci records none). Which layers have a zTOC must match
     O(min_layer_size) and the span count of a zTOC must match O(span_size).
     A matching index means C(changed=false); other SOCI indexes of the same
     image are removed after a new one is pushed, so the snapshotter cannot
     pick a stale one.
-  - Warns when every layer is below O(min_layer_size): such an index has no
-    zTOC and soci would pull the image eagerly.
-author: lazypull.snapshotters contributors
+  - Warns when every layer is below O(min_layer_size), as such an index has no
+    zTOC and soci would pull the image eagerly; nothing is built then.
+author:
+  - lazypull.snapshotters maintainers (@lazypull)
 extends_documentation_fragment:
   - lazypull.snapshotters.image_tools
 options:

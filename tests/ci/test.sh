@@ -43,6 +43,7 @@ stage docs bash tests/ci/docs.sh
 stage units python -m pytest -q -p no:cacheprovider tests/unit
 stage lab python3 tests/lab/lab.py up
 if [[ ${summary[-1]} == *ok ]]; then
+  stage integration bash tests/ci/integration.sh
   stage molecule bash tests/ci/molecule.sh "${scenarios[@]}"
 fi
 ((failed == 0))
