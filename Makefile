@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 SCENARIOS ?= containerd snapshotters
 
-.PHONY: help prereqs venv lab lab-up lab-down lab-status bench test lint sanity units molecule clean
+.PHONY: help prereqs venv lab lab-up lab-down lab-status bench test lint sanity units integration molecule clean
 
 help:
 	@echo "make bench   bring the local lab up and run the smoke benchmark"
@@ -53,6 +53,9 @@ sanity: venv
 
 units: venv
 	$(VENV)/bin/python -m pytest -q tests/unit
+
+integration: prereqs venv
+	bash tests/ci/integration.sh
 
 molecule: lab-up
 	bash tests/ci/molecule.sh $(SCENARIOS)
