@@ -50,6 +50,7 @@ HOST_VOLUMES = {"containerd": "/var/lib/containerd",
                 "stargz": "/var/lib/containerd-stargz-grpc",
                 "soci": "/var/lib/soci-snapshotter-grpc"}
 LAB_USER = "lazypull"
+OPT_IN_IMAGES = ("llm",)  # big: built and pushed only when a workload asks for them
 
 SYSTEMD_PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-apt",
                     "sudo", "ca-certificates", "iproute2"]
@@ -333,9 +334,14 @@ def ensure_artifacts():
     return CACHE / "mirror"
 
 
-def push_test_images(ca_file, registry_ip, auth):
+def push_test_images(ca_file, registry_ip, auth, extra=()):
+    """Build (cached) and push the default images, plus `extra` opt-in ones (llm)."""
+    only = [arg for name in extra for arg in ("--only", name)]
     built = json.loads(run([sys.executable, str(HERE / "build_images.py"), "build"],
                            capture=True).stdout)
+    if only:
+        built += json.loads(run([sys.executable, str(HERE / "build_images.py"), "build", *only],
+                                capture=True).stdout)
     certs = STATE / "skopeo-certs"
     certs.mkdir(exist_ok=True)
     shutil.copy(ca_file, certs / "ca.crt")
@@ -344,6 +350,8 @@ def push_test_images(ca_file, registry_ip, auth):
     if auth:
         cmd += ["--authfile", str(write_authfile(auth))]
     pushed = json.loads(run(cmd, capture=True).stdout)
+    if only:
+        pushed += json.loads(run(cmd + only, capture=True).stdout)
     return built, pushed
 
 
@@ -400,7 +408,8 @@ def cmd_up(args):
     log(f"artifact mirror http://{MIRROR_IP}:{MIRROR_PORT} up")
 
     shape_link(None)  # push unshaped; shape afterwards
-    built, pushed = push_test_images(ca_file, REGISTRY_IP, auth if args.auth else None)
+    extra = [w for w in args.workloads if w in OPT_IN_IMAGES]
+    built, pushed = push_test_images(ca_file, REGISTRY_IP, auth if args.auth else None, extra)
     push_test_images(ca_file, AUTH_REGISTRY_IP, auth)
     images = {}
     for b in built:
@@ -431,6 +440,41 @@ def cmd_up(args):
     }
     (STATE / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
     log(f"lab up in {time.monotonic() - started:.0f} s; description in {STATE / 'lab.json'}")
+
+
+def registry_log_bytes(container, client_ip, since, until, repo=None):
+    """Blob bytes a registry served to client_ip between two UTC times
+    (access log of distribution: `response completed` entries)."""
+    import re
+    from datetime import datetime, timedelta
+
+    def parse(ts):
+        ts = ts.rstrip("Z")
+        head, _, frac = ts.partition(".")
+        return datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(
+            microsecond=int((frac + "000000")[:6]) if frac else 0)
+
+    start, end = parse(since), parse(until) + timedelta(seconds=1)
+    logs = podman("logs", "--since", (start - timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ"), container)
+    total = requests = 0
+    for line in (logs.stdout + logs.stderr).splitlines():
+        if 'msg="response completed"' not in line:
+            continue
+        fields = dict((k, v.strip('"')) for k, v in re.findall(r'([\w.]+)=("(?:[^"\\]|\\.)*"|\S+)', line))
+        when = fields.get("time")
+        if not when or not start <= parse(when) <= end:
+            continue
+        uri = fields.get("http.request.uri", "")
+        if (fields.get("http.request.method") == "GET" and "/blobs/" in uri
+                and (repo is None or "/v2/%s/blobs/" % repo in uri)
+                and fields.get("http.request.remoteaddr", "").startswith(client_ip + ":")):
+            total += int(fields.get("http.response.written", 0))
+            requests += 1
+    return {"bytes": total, "requests": requests}
+
+
+def cmd_bytes(args):
+    print(json.dumps(registry_log_bytes(args.registry, args.client, args.since, args.until, args.repo)))
 
 
 def cmd_status(_args):
@@ -473,11 +517,20 @@ def main(argv=None):
                     help="require htpasswd auth at the registry")
     up.add_argument("--hosts", type=int, default=int(os.environ.get("LAB_HOSTS", "0")),
                     help="systemd hosts to start for playbooks (inventories/lab)")
+    up.add_argument("--workloads", nargs="*", default=os.environ.get("LAB_WORKLOADS", "").split(),
+                    help="benchmark workloads whose images must be in the registry (llm is opt-in)")
     up.add_argument("--host-suite", default=os.environ.get("LAB_HOST_SUITE", "trixie"),
                     choices=["trixie", "bookworm"], help="Debian suite of the lab hosts")
     up.set_defaults(func=cmd_up)
     sub.add_parser("images", help="build the base images only").set_defaults(func=cmd_images)
     sub.add_parser("status", help="print the lab's state").set_defaults(func=cmd_status)
+    by = sub.add_parser("bytes", help="blob bytes the registry served to a client in a time window (JSON)")
+    by.add_argument("--client", required=True, help="client IP address")
+    by.add_argument("--since", required=True, help="UTC, e.g. 2026-12-05T01:00:00.123Z")
+    by.add_argument("--until", required=True, help="UTC")
+    by.add_argument("--repo", help="only this repository")
+    by.add_argument("--registry", default=REGISTRY_NAME, help="registry container")
+    by.set_defaults(func=cmd_bytes)
     sub.add_parser("down", help="remove the lab (caches stay)").set_defaults(func=cmd_down)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
