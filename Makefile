@@ -44,7 +44,7 @@ lab-status:
 
 # The lab's registry link is shaped to 400 Mbit/s (about the seed's ECR
 # throughput); WORKLOADS=llm adds the 4 GB LLM image (built once, cached).
-WORKLOADS ?= sparse
+WORKLOADS ?= sparse server
 BENCH_RATE ?= 400mbit
 REPETITIONS ?= 5
 bench_workloads_json = [$(shell printf '"%s",' $(WORKLOADS) | sed 's/,$$//')]

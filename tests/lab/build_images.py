@@ -10,25 +10,35 @@ directory, gzip level 6 with a zero mtime and a fixed header).
 Layouts are cached under ``${LAZYPULL_CACHE:-/var/cache/lazypull}/images/``
 as ``<name>-<recipehash[:16]>/``, where the recipe hash covers the image spec
 (after command-line overrides), this file's own source and the digests of
-external inputs (the busybox binary).  A layout is written into a temporary
+external inputs (the busybox binary; the llm image's prepared stages).  A
+layout is written into a temporary
 directory next to its final place and renamed into place when complete; a
 layout whose ``build.json`` exists and whose blobs are all present is reused.
+
+Images: ``busybox``, ``sparse`` and ``server`` are small and built by default
+(CI).  ``llm`` (the seed's workload, ~4 GB compressed) is opt-in: only
+``--only llm`` builds it; it needs root, mmdebstrap, python3.11, network to
+Debian and PyPI once (then offline from <cache>/llm/) and ~20 GB of disk.
 
 Usage::
 
     build_images.py build [--only NAME] [--sparse-layers N --sparse-files M
                           --sparse-file-size BYTES --sparse-read-files R]
+                          [--server-delay SECONDS]
     build_images.py push --registry HOST:PORT [--cert-dir DIR | --tls-verify=false]
                          [--authfile FILE] [--only NAME] [--repo-prefix lazypull]
     build_images.py list
+    build_images.py run --only NAME [--timeout S] [--keep]   # chroot smoke test (root)
 
-``build`` and ``push`` print JSON on stdout; progress goes to stderr.
+``build``, ``push`` and ``run`` print JSON on stdout; progress goes to stderr.
 
 Environment:
     LAZYPULL_CACHE    cache root (default /var/cache/lazypull)
     LAZYPULL_BUSYBOX  use this (static, amd64) busybox binary instead of the
                       one from Debian's busybox-static package (unit tests use
                       a fake file here so they need no apt)
+    LAZYPULL_DEBIAN_MIRROR  Debian archive URI for the llm rootfs (default:
+                      the one in /etc/apt/sources.list*)
 
 The module can be imported by path (tests/lab is not a package)::
 
@@ -50,12 +60,15 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +118,115 @@ IMAGES = {
             "Labels": {"lazypull.image": "sparse"},
         },
     },
+    # A small HTTP server whose readiness is measured by URL: the start script
+    # reads a few files of a data layer, sleeps a warm-up delay, then serves
+    # /www with busybox httpd.  Built by default (it is for CI).
+    "server": {
+        "tag": "1",
+        "platform": {"os": "linux", "architecture": "amd64"},
+        "params": {
+            "startup_delay": 2,    # seconds of simulated warm-up (--server-delay)
+            "layers": 1,           # data layers, as in sparse
+            "files": 20,
+            "file_size": 1 * MiB,
+            "read_files": 3,       # files read (and checked) during warm-up
+            "seed": "lazypull-server-v1",
+        },
+        "layers": [
+            {"kind": "busybox-base"},   # byte-identical to the busybox image's layer
+            {"kind": "sparse-data", "label_prefix": "lazypull.server"},
+            {"kind": "server-app"},
+        ],
+        "config": {
+            "Env": ["PATH=/bin"],
+            "Cmd": ["/bin/sh", "/app/start.sh"],
+            "WorkingDir": "/",
+            "ExposedPorts": {"8080/tcp": {}},
+            "Labels": {"lazypull.image": "server"},
+        },
+    },
+    # The seed's workload (transformers text-generation pipeline on a model of
+    # Qwen2-0.5B-Instruct's shape with random weights), built offline from a
+    # Debian rootfs, a pip wheelhouse and a locally generated model.  Opt-in:
+    # ~4 GB compressed, needs root, mmdebstrap, python3.11 and ~20 GB of cache.
+    "llm": {
+        "tag": "1",
+        "default": False,   # only `build --only llm`
+        "platform": {"os": "linux", "architecture": "amd64"},
+        "params": {
+            "suite": "bookworm",
+            "variant": "minbase",
+            "debs": ["python3", "python3-venv", "ca-certificates"],
+            "venv": "/opt/venv",
+            # What the Dockerfile asks for ...
+            "requirements": ["torch", "transformers", "tokenizers", "safetensors"],
+            # ... and what pip chose for it (python 3.11, x86_64, plain `torch`
+            # from PyPI = the CUDA build with the nvidia-* wheels, like the
+            # seed's image).  Changing a pin changes the recipe.
+            "lock": [
+                "annotated-doc==0.0.7", "annotated-types==0.8.0", "anyio==4.16.0",
+                "click==8.5.1", "cuda-bindings==13.5.0", "cuda-pathfinder==1.9.1",
+                "cuda-toolkit==13.0.3.0", "filelock==4.3.2", "fsspec==2026.9.0",
+                "h11==0.16.0", "hf-xet==1.8.0", "httpcore2==2.17.0", "httpx2==2.17.0",
+                "huggingface-hub==2.4.0", "idna==3.20", "jinja2==3.1.6",
+                "kernels==0.19.1", "markdown-it-py==4.3.0", "markupsafe==3.0.4",
+                "mdurl==0.1.2", "mpmath==1.3.0", "networkx==3.6.1", "numpy==2.4.6",
+                "nvidia-cublas==13.1.1.3", "nvidia-cuda-cupti==13.0.85",
+                "nvidia-cuda-nvrtc==13.0.88", "nvidia-cuda-runtime==13.0.96",
+                "nvidia-cudnn-cu13==9.24.0.43", "nvidia-cufft==12.0.0.61",
+                "nvidia-cufile==1.15.1.6", "nvidia-curand==10.4.0.35",
+                "nvidia-cusolver==12.0.4.66", "nvidia-cusparse==12.6.3.3",
+                "nvidia-cusparselt-cu13==0.8.1", "nvidia-nccl-cu13==2.30.7",
+                "nvidia-nvjitlink==13.5.37", "nvidia-nvshmem-cu13==3.4.5",
+                "nvidia-nvtx==13.0.85", "packaging==26.4", "pydantic==2.14.4",
+                "pydantic-core==2.50.5", "pygments==2.21.0", "pyyaml==6.0.4",
+                "regex==2026.12.2", "rich==15.0.0", "safetensors==0.8.0",
+                "setuptools==84.2.1", "shellingham==1.5.4", "sympy==1.14.0",
+                "tokenizers==0.23.3", "tomlkit==0.15.3", "torch==2.14.1",
+                "tqdm==4.70.1", "transformers==5.25.0", "triton==3.8.0",
+                "truststore==0.10.5", "typer==0.29.2", "typing-extensions==4.16.0",
+                "typing-inspection==0.4.5",
+            ],
+            "model": {
+                "path": "/models/qwen2-0.5b-random",
+                # Qwen2-0.5B-Instruct's architecture and size, random weights.
+                "config": {
+                    "hidden_size": 896, "intermediate_size": 4864,
+                    "num_hidden_layers": 24, "num_attention_heads": 14,
+                    "num_key_value_heads": 2, "vocab_size": 151936,
+                    "tie_word_embeddings": True, "max_position_embeddings": 32768,
+                },
+                "dtype": "bfloat16",
+                "seed": 0,
+                # Byte-level BPE trained locally on the pinned transformers
+                # wheel's own Python sources (no download, no chat template).
+                "tokenizer_vocab": 16384,
+                "corpus_bytes": 8 * MiB,
+            },
+            # The seed's prompt was Japanese; so is this one.
+            "prompt": "コンテナイメージの遅延プルについて簡単に説明してください。",
+            "max_new_tokens": 20,
+        },
+        "layers": [
+            {"kind": "stage-tree", "stage": "rootfs",
+             "created_by": "FROM scratch: mmdebstrap --variant=minbase --include=python3,python3-venv,"
+                           "ca-certificates bookworm"},
+            {"kind": "stage-tree", "stage": "packages",
+             "created_by": "RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir "
+                           "torch transformers tokenizers safetensors (pinned)"},
+            {"kind": "stage-tree", "stage": "model",
+             "created_by": "RUN save_pretrained Qwen2 0.5B-shaped random bf16 model + local BPE tokenizer "
+                           "to /models/qwen2-0.5b-random"},
+            {"kind": "llm-app"},
+        ],
+        "config": {
+            "Env": ["PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "LANG=C.UTF-8", "PYTHONUNBUFFERED=1", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1"],
+            "Cmd": ["/app/entrypoint.sh"],
+            "WorkingDir": "/app",
+            "Labels": {"lazypull.image": "llm"},
+        },
+    },
 }
 
 # Command-line flags that override spec params: flag dest -> (image, param).
@@ -113,11 +235,12 @@ PARAM_FLAGS = {
     "sparse_files": ("sparse", "files"),
     "sparse_file_size": ("sparse", "file_size"),
     "sparse_read_files": ("sparse", "read_files"),
+    "server_delay": ("server", "startup_delay"),
 }
 
 BUSYBOX_APPLETS = (
     "sh", "echo", "cat", "ls", "sleep", "head", "sha256sum", "wc", "true",
-    "date", "env", "mkdir",
+    "date", "env", "mkdir", "httpd", "wget",
 )
 
 CREATED = "2025-01-01T00:00:00Z"
@@ -167,9 +290,11 @@ def builder_source_digest() -> str:
 # --------------------------------------------------------------------------
 # Layer entries
 # --------------------------------------------------------------------------
-# An entry is a dict: {"path": "bin/busybox", "type": "file"|"dir"|"symlink",
-#  "mode": int, and for files "size" plus "data" (bytes) or "open" (callable
-#  returning a binary file-like object with .read(n)); for symlinks "target"}.
+# An entry is a dict: {"path": "bin/busybox", "type": "file"|"dir"|"symlink"|
+#  "hardlink", "mode": int, and for files "size" plus "data" (bytes) or "open"
+#  (callable returning a binary file-like object with .read(n)); for symlinks
+#  "target" (link text); for hardlinks "target" (layer path of a file entry
+#  that sorts before it)}.
 
 def dir_entry(path: str, mode: int = 0o755) -> dict:
     return {"path": _norm(path), "type": "dir", "mode": mode}
@@ -186,6 +311,10 @@ def file_entry(path: str, data: bytes | None = None, mode: int = 0o644,
 
 def symlink_entry(path: str, target: str) -> dict:
     return {"path": _norm(path), "type": "symlink", "mode": 0o777, "target": target}
+
+
+def hardlink_entry(path: str, target: str, mode: int = 0o644) -> dict:
+    return {"path": _norm(path), "type": "hardlink", "mode": mode, "target": _norm(target)}
 
 
 def _norm(path: str) -> str:
@@ -229,6 +358,12 @@ def complete_entries(entries: list[dict]) -> list[dict]:
                 by_path[parent] = dir_entry(parent)
             elif pe["type"] != "dir":
                 raise BuildError("%r is a parent of %r but not a directory" % (parent, p))
+    for p, e in by_path.items():
+        if e["type"] == "hardlink":
+            t = by_path.get(e["target"])
+            if t is None or t["type"] != "file" or _entry_sort_key(e["target"]) >= _entry_sort_key(p):
+                raise BuildError("hardlink %r: target %r must be a file entry that sorts before it"
+                                 % (p, e["target"]))
     return [by_path[p] for p in sorted(by_path, key=_entry_sort_key)]
 
 
@@ -294,6 +429,9 @@ def _tarinfo(e: dict) -> tarfile.TarInfo:
         ti.type = tarfile.DIRTYPE
     elif e["type"] == "symlink":
         ti.type = tarfile.SYMTYPE
+        ti.linkname = e["target"]
+    elif e["type"] == "hardlink":
+        ti.type = tarfile.LNKTYPE
         ti.linkname = e["target"]
     elif e["type"] == "file":
         ti.type = tarfile.REGTYPE
@@ -505,15 +643,18 @@ def sparse_read_set(params) -> list[tuple[int, int]]:
     return out
 
 
-def _check_sparse(params):
+def _check_sparse(params, what="sparse"):
     for key in ("layers", "files", "file_size", "read_files"):
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "read_files" else 1):
-            raise BuildError("sparse param %s must be a positive integer, got %r" % (key, v))
+            raise BuildError("%s param %s must be a positive integer, got %r" % (what, key, v))
 
 
 def kind_sparse_data(ctx, params, layer):
-    _check_sparse(params)
+    """Data layers of incompressible files; also used by the server image
+    (``label_prefix`` in the layer spec names its labels)."""
+    prefix = layer.get("label_prefix", "lazypull.sparse")
+    _check_sparse(params, prefix.rsplit(".", 1)[-1])
     n, m, size = params["layers"], params["files"], params["file_size"]
     plans = []
     for k in range(1, n + 1):
@@ -523,33 +664,42 @@ def kind_sparse_data(ctx, params, layer):
             entries.append(file_entry(sparse_file_path(k, i, m), size=size,
                                       opener=(lambda s=seed: _ChunkReader(data_chunks(s, size)))))
         plans.append({"created_by": "COPY data/l%d/ (%d files x %d bytes, incompressible)" % (k, m, size),
-                      "comment": "lazypull sparse data layer %d/%d" % (k, n),
+                      "comment": "lazypull %s data layer %d/%d" % (prefix.rsplit(".", 1)[-1], k, n),
                       "entries": entries})
-    return plans, {"lazypull.sparse.total-bytes": str(n * m * size),
-                   "lazypull.sparse.layers": str(n),
-                   "lazypull.sparse.files-per-layer": str(m),
-                   "lazypull.sparse.file-size": str(size)}
+    return plans, {prefix + ".total-bytes": str(n * m * size),
+                   prefix + ".layers": str(n),
+                   prefix + ".files-per-layer": str(m),
+                   prefix + ".file-size": str(size)}
 
 
-def sparse_run_script(params) -> tuple[str, list[str]]:
+def _check_lines(params, who: str) -> tuple[list[str], list[str]]:
+    """Shell lines defining check() and checking the read set of ``params``
+    against the files' real sha256; and the paths read."""
     reads = sparse_read_set(params)
     paths = ["/" + sparse_file_path(k, i, params["files"]) for k, i in reads]
     lines = [
-        "#!/bin/sh",
-        "# generated by lazypull tests/lab/build_images.py: reads a few files of a",
-        "# large image and checks their sha256, to measure lazy pulling.",
-        "set -e",
         "check() {",
         '  got=$(cat "$1" | sha256sum)',
         '  got=${got%% *}',
         '  if [ "$got" != "$2" ]; then',
-        '    echo "sparse: checksum mismatch for $1: $got" >&2',
+        '    echo "%s: checksum mismatch for $1: $got" >&2' % who,
         "    exit 1",
         "  fi",
         "}",
     ]
     for (k, i), p in zip(reads, paths):
         lines.append("check %s %s" % (p, data_digest(sparse_file_seed(params, k, i), params["file_size"])))
+    return lines, paths
+
+
+def sparse_run_script(params) -> tuple[str, list[str]]:
+    checks, paths = _check_lines(params, "sparse")
+    lines = [
+        "#!/bin/sh",
+        "# generated by lazypull tests/lab/build_images.py: reads a few files of a",
+        "# large image and checks their sha256, to measure lazy pulling.",
+        "set -e",
+    ] + checks
     lines.append('echo "%s"' % sparse_expected_output(params))
     return "\n".join(lines) + "\n", paths
 
@@ -578,14 +728,699 @@ def kind_files(ctx, params, layer):
               "entries": entries}], {})
 
 
+# --------------------------------------------------------------------------
+# Directory trees as layers (the llm image's stages)
+# --------------------------------------------------------------------------
+
+def tree_entries(root: str, empty_dirs: tuple = ()) -> list[dict]:
+    """Entries for every directory, regular file, symlink and hard link under
+    ``root`` (paths relative to it), keeping permission bits (setuid too) and
+    symlink targets.  Hard-linked files become one file entry (the path that
+    sorts first) plus hardlink entries.  Device nodes, fifos and sockets are
+    skipped; the directories in ``empty_dirs`` (e.g. "dev") are kept empty, as
+    a container runtime mounts them."""
+    entries: list[dict] = []
+    links: dict = {}
+    skipped = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = name if rel_dir == "." else rel_dir + "/" + name
+            st = os.lstat(full)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                entries.append(dir_entry(rel, mode))
+            elif stat.S_ISLNK(st.st_mode):
+                entries.append(symlink_entry(rel, os.readlink(full)))
+            elif stat.S_ISREG(st.st_mode):
+                e = file_entry(rel, mode=mode, size=st.st_size, opener=(lambda p=full: open(p, "rb")))
+                if st.st_nlink > 1:
+                    links.setdefault((st.st_dev, st.st_ino), []).append(e)
+                else:
+                    entries.append(e)
+            else:
+                skipped.append(rel)
+        # do not descend into symlinked dirs (os.walk lists them in dirnames)
+        # nor into the directories kept empty
+        dirnames[:] = [d for d in dirnames
+                       if not os.path.islink(os.path.join(dirpath, d))
+                       and (d if rel_dir == "." else rel_dir + "/" + d) not in empty_dirs]
+    for group in links.values():
+        group.sort(key=lambda e: _entry_sort_key(e["path"]))
+        entries.append(group[0])
+        entries += [hardlink_entry(e["path"], group[0]["path"], e["mode"]) for e in group[1:]]
+    if skipped:
+        log("%s: skipped %d special files (%s)" % (root, len(skipped), ", ".join(skipped[:5])))
+    return entries
+
+
+def tree_digest(root: str, empty_dirs: tuple = ()) -> str:
+    """sha256 over the layer-relevant facts of a tree (path, type, mode,
+    content sha256 / link target): what its layer will contain."""
+    h = hashlib.sha256()
+    for e in complete_entries(tree_entries(root, empty_dirs)):
+        if e["type"] == "file":
+            with e["open"]() as f:
+                fh = hashlib.sha256()
+                for chunk in iter(lambda: f.read(COPY_BUFSIZE), b""):
+                    fh.update(chunk)
+            extra = fh.hexdigest()
+        else:
+            extra = e.get("target", "")
+        h.update(("%s\0%s\0%o\0%s\n" % (e["type"], e["path"], e["mode"], extra)).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def fix_pyc_mtimes(root: str) -> int:
+    """Make timestamp-based .pyc files valid for the layer's mtimes.
+
+    Every tar entry gets mtime EPOCH, so a pyc that records its source's
+    install-time mtime would be stale in the container and Python would
+    recompile on every import (or on first import, into the container's upper
+    layer).  For each ``__pycache__/X.cpython-*.pyc`` whose header matches its
+    source (mtime and size), rewrite the recorded mtime to EPOCH.  Hash-based
+    pycs are left alone.  Returns the number of files rewritten."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        if os.path.basename(dirpath) != "__pycache__":
+            continue
+        for name in filenames:
+            if not name.endswith(".pyc") or ".cpython-" not in name:
+                continue
+            pyc = os.path.join(dirpath, name)
+            src = os.path.join(os.path.dirname(dirpath), name.split(".cpython-", 1)[0] + ".py")
+            try:
+                sst = os.stat(src)
+                pst = os.lstat(pyc)
+            except OSError:
+                continue
+            if not stat.S_ISREG(pst.st_mode) or pst.st_nlink != 1:
+                continue
+            with open(pyc, "r+b") as f:
+                head = f.read(16)
+                if len(head) < 16:
+                    continue
+                flags, mtime, size = struct.unpack("<III", head[4:16])
+                if flags != 0 or size != (sst.st_size & 0xFFFFFFFF) or mtime != (int(sst.st_mtime) & 0xFFFFFFFF):
+                    continue
+                f.seek(8)
+                f.write(struct.pack("<I", EPOCH & 0xFFFFFFFF))
+            n += 1
+    return n
+
+
+def kind_stage_tree(ctx, params, layer):
+    """A layer holding one prepared stage directory (llm image):
+    {"kind": "stage-tree", "stage": "rootfs"|"packages"|"model", "created_by": str}."""
+    st = ctx["stages"][layer["stage"]]
+    root = os.path.join(st["path"], "root")
+    entries = tree_entries(root, tuple(st.get("empty_dirs", ())))
+    return ([{"created_by": layer.get("created_by", "COPY %s" % layer["stage"]),
+              "comment": "lazypull llm %s layer (stage digest %s)" % (layer["stage"], st["digest"][:16]),
+              "entries": entries}], {})
+
+
+# --------------------------------------------------------------------------
+# llm: the seed's workload, built offline (opt-in)
+#
+# Stages, each cached under <cache>/llm/<stage>-<key16>/ (stage.json written
+# last marks it complete; a stage is trusted once complete: delete its
+# directory to rebuild it):
+#   wheelhouse  `pip download --no-deps` of the pinned lock (host python3.11)
+#   rootfs      mmdebstrap bookworm minbase + python3, python3-venv, ca-certificates
+#   packages    /opt/venv: `python3 -m venv` + `pip install --no-index` from
+#               the wheelhouse, run inside a copy of rootfs with chroot
+#   model       /models/...: random-weight Qwen2 + local BPE tokenizer, made
+#               by the host venv <cache>/llm/venv (same pinned wheels)
+# The recipe hash covers the stage digests, so the layout is rebuilt when a
+# stage changes and reused otherwise.
+# --------------------------------------------------------------------------
+
+LLM_STAGE_VERSION = {"wheelhouse": 1, "rootfs": 1, "packages": 1, "model": 1}
+STAGE_RECORD = "stage.json"
+HOST_PYTHON = "python3.11"   # must match the rootfs's python (bookworm: 3.11)
+LLM_EXPECTED_OUTPUT = "lazypull-llm: done"
+LLM_MILESTONES = ("start", "imported", "model loaded", "first token", "generated", "done")
+# Files mmdebstrap leaves that a Dockerfile's base image would not carry (host
+# resolver/hostname, logs, backups of dpkg/debconf state, ldconfig cache).
+ROOTFS_DROP = ("etc/resolv.conf", "etc/hostname", "var/cache/ldconfig/aux-cache",
+               "var/log/dpkg.log", "var/log/alternatives.log", "var/log/apt/history.log",
+               "var/log/apt/term.log", "var/log/apt/eipp.log.xz", "var/lib/dpkg/status-old",
+               "var/lib/dpkg/diversions-old", "var/cache/debconf/config.dat-old",
+               "var/cache/debconf/templates.dat-old")
+ROOTFS_EMPTY_DIRS = ("dev", "proc", "sys", "run/lock")
+
+
+def debian_mirror() -> str:
+    """The Debian archive URI this host already uses (never hard-coded); same
+    logic as lab.py's debian_mirror().  $LAZYPULL_DEBIAN_MIRROR overrides."""
+    override = os.environ.get("LAZYPULL_DEBIAN_MIRROR")
+    if override:
+        return override.rstrip("/")
+    sources = ["/etc/apt/sources.list"]
+    if os.path.isdir("/etc/apt/sources.list.d"):
+        sources += [os.path.join("/etc/apt/sources.list.d", x) for x in sorted(os.listdir("/etc/apt/sources.list.d"))]
+    for src in sources:
+        if not os.path.isfile(src) or "disabled" in os.path.basename(src):
+            continue
+        with open(src) as f:
+            for line in f:
+                line = line.strip()
+                words = line.split()
+                if line.startswith("URIs:") and len(words) > 1:
+                    uri = words[1]
+                elif line.startswith("deb ") and len(words) > 2:
+                    uri = next((w for w in words[1:] if "://" in w), "")
+                else:
+                    continue
+                if uri.rstrip("/").endswith("/debian"):
+                    return uri.rstrip("/")
+    raise BuildError("no Debian archive found in /etc/apt sources; set LAZYPULL_DEBIAN_MIRROR")
+
+
+def _req_name(req: str) -> tuple[str, str]:
+    name, _, version = req.partition("==")
+    return re.sub(r"[-_.]+", "-", name).lower(), version
+
+
+def _wheel_name(filename: str) -> tuple[str, str]:
+    name, version = filename.split("-")[:2]
+    return re.sub(r"[-_.]+", "-", name).lower(), version
+
+
+def llm_pins(params) -> list[str]:
+    """The lock's pins of the Dockerfile's requirements (for labels/history)."""
+    lock = dict(_req_name(r) for r in params["lock"])
+    return ["%s==%s" % (r, lock[_req_name(r)[0]]) for r in params["requirements"]]
+
+
+def _check_llm(params):
+    lock = [_req_name(r) for r in params.get("lock", [])]
+    if not lock or any(not v for _, v in lock):
+        raise BuildError("llm param lock must pin every package (name==version)")
+    names = {n for n, _ in lock}
+    missing = [r for r in params["requirements"] if _req_name(r)[0] not in names]
+    if missing:
+        raise BuildError("llm requirements not in the lock: %s" % ", ".join(missing))
+    m = params["model"]
+    if not m["path"].startswith("/") or ".." in m["path"].split("/"):
+        raise BuildError("llm model path must be absolute: %r" % m["path"])
+    if not isinstance(params["max_new_tokens"], int) or params["max_new_tokens"] < 1:
+        raise BuildError("llm max_new_tokens must be a positive integer")
+
+
+def _stage_key(stage: str, *parts) -> str:
+    return hashlib.sha256(canonical_json({"stage": stage, "v": LLM_STAGE_VERSION[stage],
+                                          "parts": list(parts)})).hexdigest()
+
+
+def _stage_path(cache: str, stage: str, key: str) -> str:
+    return os.path.join(cache, "llm", "%s-%s" % (stage, key[:16]))
+
+
+def _stage_record(path: str, key: str) -> dict | None:
+    try:
+        with open(os.path.join(path, STAGE_RECORD)) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if rec.get("key") != key:
+        return None
+    return dict(rec, path=path)
+
+
+def _ensure_stage(cache: str, stage: str, key: str, builder, download: bool) -> dict | None:
+    """Return the stage's record (with "path"), building it with
+    ``builder(tmpdir) -> dict`` (must include "digest") if needed."""
+    path = _stage_path(cache, stage, key)
+    rec = _stage_record(path, key)
+    if rec is not None or not download:
+        return rec
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temp_dirs(parent)
+    tmp = tempfile.mkdtemp(prefix=".tmp-%s-%d-" % (stage, os.getpid()), dir=parent)
+    t0 = time.monotonic()
+    log("llm: building stage %s (%s)" % (stage, os.path.basename(path)))
+    try:
+        os.chmod(tmp, 0o755)
+        rec = builder(tmp)
+        rec.update(stage=stage, key=key, seconds=round(time.monotonic() - t0, 1), created=_now_iso())
+        with open(os.path.join(tmp, STAGE_RECORD), "w") as f:
+            json.dump(rec, f, indent=1, sort_keys=True)
+            f.write("\n")
+        if os.path.lexists(path):
+            trash = tempfile.mkdtemp(prefix=".old-%s-" % stage, dir=parent)
+            os.rename(path, os.path.join(trash, "x"))
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log("llm: stage %s done in %.1fs" % (stage, time.monotonic() - t0))
+    return dict(rec, path=path)
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _run(cmd: list[str], what: str, **kw) -> subprocess.CompletedProcess:
+    log("%s: %s" % (what, " ".join(cmd) if len(cmd) < 12 else " ".join(cmd[:12]) + " ..."))
+    r = subprocess.run(cmd, stdout=kw.pop("stdout", sys.stderr), stderr=kw.pop("stderr", None),
+                       check=False, **kw)
+    if r.returncode != 0:
+        raise BuildError("%s failed (rc=%d): %s" % (what, r.returncode, " ".join(cmd[:6])))
+    return r
+
+
+def _clean_pip_env(extra: dict | None = None) -> dict:
+    """Environment for installing strictly from the wheelhouse: no PIP_*
+    variables and no pip config files (the host's point at other indexes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("SOURCE_DATE_EPOCH", None)  # keep timestamp-based pycs (fixed by fix_pyc_mtimes)
+    env.update(extra or {})
+    return env
+
+
+def _chroot_env() -> dict:
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+            "LANG": "C.UTF-8", "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _host_python() -> str:
+    py = shutil.which(HOST_PYTHON)
+    if py is None:
+        raise BuildError("%s is needed on the host (the wheelhouse and the model venv must match the "
+                         "image's python 3.11)" % HOST_PYTHON)
+    return py
+
+
+def _stage_wheelhouse(cache, params, download):
+    lock = list(params["lock"])
+    key = _stage_key("wheelhouse", lock, "cp311-manylinux-x86_64")
+
+    def build(tmp):
+        if os.uname().machine != "x86_64":
+            raise BuildError("the llm image is linux/amd64; build it on an x86_64 host")
+        req = os.path.join(tmp, "lock.txt")
+        with open(req, "w") as f:
+            f.write("\n".join(lock) + "\n")
+        # The host's pip configuration (indexes, find-links) applies here:
+        # this is the one step that talks to PyPI.
+        _run([_host_python(), "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+              "--progress-bar", "off", "--dest", tmp, "-r", req], "pip download")
+        wheels = sorted(x for x in os.listdir(tmp) if x.endswith(".whl"))
+        got = {_wheel_name(w) for w in wheels}
+        want = {_req_name(r) for r in lock}
+        if got != want:
+            raise BuildError("wheelhouse does not match the lock: missing %s, extra %s"
+                             % (sorted(want - got), sorted(got - want)))
+        sums = {w: sha256_file(os.path.join(tmp, w)) for w in wheels}
+        return {"digest": hashlib.sha256(canonical_json(sums)).hexdigest(), "wheels": sums,
+                "bytes": sum(os.path.getsize(os.path.join(tmp, w)) for w in wheels)}
+
+    return _ensure_stage(cache, "wheelhouse", key, build, download)
+
+
+def _stage_rootfs(cache, params, download):
+    key = _stage_key("rootfs", params["suite"], params["variant"], sorted(params["debs"]), ROOTFS_DROP)
+
+    def build(tmp):
+        if shutil.which("mmdebstrap") is None:
+            raise BuildError("mmdebstrap is needed (apt-get install mmdebstrap)")
+        if os.geteuid() != 0:
+            raise BuildError("building the llm rootfs needs root (mmdebstrap, chroot)")
+        root = os.path.join(tmp, "root")
+        mirror = debian_mirror()
+        env = dict(os.environ)
+        env.pop("SOURCE_DATE_EPOCH", None)
+        _run(["mmdebstrap", "--variant=" + params["variant"], "--include=" + ",".join(params["debs"]),
+              params["suite"], root, "deb %s %s main" % (mirror, params["suite"])], "mmdebstrap", env=env)
+        for rel in ROOTFS_DROP:
+            p = os.path.join(root, rel)
+            if os.path.lexists(p):
+                os.unlink(p)
+        fixed = fix_pyc_mtimes(root)
+        r = subprocess.run(["dpkg-query", "--admindir", os.path.join(root, "var/lib/dpkg"), "-W",
+                            "-f", "${Package} ${Version}\\n"], capture_output=True, text=True, check=True)
+        return {"digest": tree_digest(root, ROOTFS_EMPTY_DIRS), "empty_dirs": list(ROOTFS_EMPTY_DIRS),
+                "packages": r.stdout.splitlines(), "pyc_fixed": fixed}
+
+    return _ensure_stage(cache, "rootfs", key, build, download)
+
+
+def _stage_packages(cache, params, rootfs, wheelhouse, download):
+    key = _stage_key("packages", rootfs["digest"], wheelhouse["digest"], params["venv"])
+    venv = params["venv"].strip("/")
+
+    def build(tmp):
+        work = os.path.join(tmp, "work")
+        # A scratch copy of the rootfs (like a Dockerfile RUN on top of the
+        # base layer); only the venv is kept as the layer's content.
+        _run(["cp", "-a", "--reflink=auto", os.path.join(rootfs["path"], "root"), work], "copy rootfs")
+        wh = os.path.join(work, "tmp", "wheelhouse")
+        os.makedirs(wh)
+        for w in list(wheelhouse["wheels"]) + ["lock.txt"]:
+            src = os.path.join(wheelhouse["path"], w)
+            try:
+                os.link(src, os.path.join(wh, w))
+            except OSError:
+                shutil.copy2(src, os.path.join(wh, w))
+        env = _chroot_env()
+        py = "/%s/bin/python" % venv
+        _run(["chroot", work, "python3", "-m", "venv", "/" + venv], "python3 -m venv", env=env)
+        _run(["chroot", work, py, "-m", "pip", "install", "--no-index", "--no-cache-dir",
+              "--progress-bar", "off", "--find-links", "/tmp/wheelhouse", "-r", "/tmp/wheelhouse/lock.txt"],
+             "pip install (chroot)", env=env)
+        freeze = subprocess.run(["chroot", work, py, "-m", "pip", "freeze", "--all"], env=env,
+                                capture_output=True, text=True, check=True).stdout.split()
+        versions = subprocess.run(["chroot", work, py, "-c",
+                                   "import torch, transformers, tokenizers, safetensors; "
+                                   "print(torch.__version__, transformers.__version__, "
+                                   "tokenizers.__version__, safetensors.__version__)"],
+                                  env=env, capture_output=True, text=True, check=True).stdout.split()
+        root = os.path.join(tmp, "root")
+        os.makedirs(os.path.dirname(os.path.join(root, venv)), mode=0o755)
+        os.rename(os.path.join(work, venv), os.path.join(root, venv))
+        shutil.rmtree(work)
+        fixed = fix_pyc_mtimes(root)
+        return {"digest": tree_digest(root), "freeze": freeze, "pyc_fixed": fixed,
+                "versions": dict(zip(["torch", "transformers", "tokenizers", "safetensors"], versions))}
+
+    return _ensure_stage(cache, "packages", key, build, download)
+
+
+def _host_venv(cache, wheelhouse, download) -> str | None:
+    """<cache>/llm/venv: the host-side venv (same pinned wheels) that
+    generates the model.  Recreated when the wheelhouse changes."""
+    d = os.path.join(cache, "llm", "venv")
+    marker = os.path.join(d, ".lazypull-wheelhouse")
+    py = os.path.join(d, "bin", "python")
+    try:
+        with open(marker) as f:
+            if f.read().strip() == wheelhouse["digest"] and os.path.exists(py):
+                return py
+    except OSError:
+        pass
+    if not download:
+        return None
+    log("llm: creating host venv %s" % d)
+    shutil.rmtree(d, ignore_errors=True)
+    _run([_host_python(), "-m", "venv", d], "host venv")
+    _run([py, "-m", "pip", "install", "--no-index", "--no-cache-dir", "--progress-bar", "off",
+          "--find-links", wheelhouse["path"], "-r", os.path.join(wheelhouse["path"], "lock.txt")],
+         "pip install (host venv)", env=_clean_pip_env())
+    with open(marker, "w") as f:
+        f.write(wheelhouse["digest"] + "\n")
+    return py
+
+
+# Runs in the host venv: argv[1] = JSON args, argv[2] = output directory.
+LLM_MODEL_SCRIPT = r'''
+import json, os, sys
+args = json.loads(sys.argv[1])
+out = sys.argv[2]
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+torch.manual_seed(args["seed"])
+specials = ["<|endoftext|>", "<|pad|>"]
+
+
+def corpus():
+    # Deterministic and offline: the pinned transformers wheel's own sources.
+    yield args["prompt"]
+    base = os.path.dirname(transformers.__file__)
+    files = sorted(os.path.relpath(os.path.join(d, f), base)
+                   for d, _, fs in os.walk(base) for f in fs if f.endswith(".py"))
+    budget = args["corpus_bytes"]
+    for rel in files:
+        with open(os.path.join(base, rel), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        yield text
+        budget -= len(text.encode("utf-8"))
+        if budget <= 0:
+            break
+
+
+tok = Tokenizer(models.BPE())
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+tok.post_processor = processors.ByteLevel(trim_offsets=False)
+trainer = trainers.BpeTrainer(vocab_size=args["tokenizer_vocab"], min_frequency=2, show_progress=False,
+                              special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+tok.train_from_iterator(corpus(), trainer=trainer)
+fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=specials[0], eos_token=specials[0],
+                               pad_token=specials[1], model_max_length=args["config"]["max_position_embeddings"])
+fast.save_pretrained(out)
+
+cfg = Qwen2Config(bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
+                  pad_token_id=fast.pad_token_id, **args["config"])
+model = Qwen2ForCausalLM(cfg).to(getattr(torch, args["dtype"])).eval()
+try:
+    model.save_pretrained(out, safe_serialization=True)
+except TypeError:  # transformers without the keyword: safetensors is the only format
+    model.save_pretrained(out)
+print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()),
+                  "tokenizer_vocab": len(fast), "torch": torch.__version__,
+                  "transformers": transformers.__version__}))
+'''
+
+
+def _stage_model(cache, params, wheelhouse, download):
+    m = params["model"]
+    gen_args = dict(m, prompt=params["prompt"])
+    gen_args.pop("path")
+    key = _stage_key("model", gen_args, m["path"], wheelhouse["digest"],
+                     hashlib.sha256(LLM_MODEL_SCRIPT.encode()).hexdigest())
+    if not download and _stage_record(_stage_path(cache, "model", key), key) is None:
+        return None
+
+    def build(tmp):
+        py = _host_venv(cache, wheelhouse, True)
+        script = os.path.join(tmp, "make_model.py")
+        with open(script, "w") as f:
+            f.write(LLM_MODEL_SCRIPT)
+        out = os.path.join(tmp, "root", m["path"].strip("/"))
+        os.makedirs(out)
+        os.chmod(os.path.join(tmp, "root"), 0o755)
+        r = _run([py, script, json.dumps(gen_args), out], "make model",
+                 env=_clean_pip_env({"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1",
+                                     "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1",
+                                     "TRANSFORMERS_OFFLINE": "1"}),
+                 stdout=subprocess.PIPE, text=True)
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+        os.unlink(script)
+        for dirpath, dirnames, filenames in os.walk(os.path.join(tmp, "root")):
+            for d in dirnames:
+                os.chmod(os.path.join(dirpath, d), 0o755)
+            for fn in filenames:
+                os.chmod(os.path.join(dirpath, fn), 0o644)
+        files = {fn: sha256_file(os.path.join(out, fn)) for fn in sorted(os.listdir(out))}
+        return dict(info, digest=tree_digest(os.path.join(tmp, "root")), files=files)
+
+    return _ensure_stage(cache, "model", key, build, download)
+
+
+def llm_stages(params, cache: str, download: bool) -> dict | None:
+    """Prepare (or find) the llm stages; None if one is missing and
+    ``download`` is False."""
+    _check_llm(params)
+    wheelhouse = _stage_wheelhouse(cache, params, download)
+    rootfs = _stage_rootfs(cache, params, download)
+    if wheelhouse is None or rootfs is None:
+        return None
+    packages = _stage_packages(cache, params, rootfs, wheelhouse, download)
+    model = _stage_model(cache, params, wheelhouse, download)
+    if packages is None or model is None:
+        return None
+    return {"wheelhouse": wheelhouse, "rootfs": rootfs, "packages": packages, "model": model}
+
+
+def llm_run_script(params) -> str:
+    """/app/run.py: the seed's run.py (text-generation pipeline, greedy,
+    max_new_tokens) with milestone lines "lazypull-llm: <what> <UTC ts>
+    +<seconds since start>s"."""
+    return '''#!/opt/venv/bin/python
+# generated by lazypull tests/lab/build_images.py: the seed's workload, a
+# transformers text-generation pipeline on a local model, greedy decoding.
+import datetime
+import json
+import time
+
+T0 = time.monotonic()
+MODEL = %(model)s
+PROMPT = %(prompt)s
+MAX_NEW_TOKENS = %(max_new_tokens)d
+
+
+def mark(what, extra=""):
+    ts = datetime.datetime.now(datetime.timezone.utc).strftime("%%Y-%%m-%%dT%%H:%%M:%%S.%%f")[:-3] + "Z"
+    print("lazypull-llm: %%s %%s +%%.2fs%%s" %% (what, ts, time.monotonic() - T0, extra), flush=True)
+
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import pipeline  # noqa: E402
+
+try:
+    from transformers.generation.streamers import BaseStreamer
+except ImportError:  # pragma: no cover
+    BaseStreamer = object
+
+mark("imported", " torch=%%s transformers=%%s" %% (torch.__version__, transformers.__version__))
+
+
+class Milestones(BaseStreamer):
+    """generate() calls put() once with the prompt, then once per new token."""
+
+    def __init__(self):
+        self.calls = 0
+        self.tokens = 0
+
+    def put(self, value):
+        self.calls += 1
+        if self.calls == 1:
+            return
+        self.tokens += int(value.numel())
+        if self.tokens == int(value.numel()):
+            mark("first token")
+
+    def end(self):
+        pass
+
+
+# transformers 5.x loads bf16 weights as bf16 (slow on CPU) unless told;
+# float32 matches 4.x's default and the seed's runs.  4.x calls it torch_dtype.
+if int(transformers.__version__.split(".")[0]) >= 5:
+    dtype_kw = {"dtype": "float32"}
+else:
+    dtype_kw = {"torch_dtype": torch.float32}
+pipe = pipeline("text-generation", model=MODEL, **dtype_kw)
+mark("model loaded")
+streamer = Milestones()
+out = pipe(PROMPT, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+           return_full_text=False, streamer=streamer)
+mark("generated", " tokens=%%d" %% streamer.tokens)
+print("lazypull-llm: text " + json.dumps(out[0]["generated_text"], ensure_ascii=False), flush=True)
+''' % {"model": json.dumps(params["model"]["path"]),
+       "prompt": json.dumps(params["prompt"], ensure_ascii=False),
+       "max_new_tokens": params["max_new_tokens"]}
+
+
+def llm_entrypoint_script(params) -> str:
+    """/app/entrypoint.sh: ISO timestamps at start and end around
+    ``time python run.py``, like the seed's entrypoint."""
+    return '''#!/bin/bash
+# generated by lazypull tests/lab/build_images.py: timestamps at start and end
+# separate the in-container run time from the pull time.
+ts() { date -u +%%Y-%%m-%%dT%%H:%%M:%%S.%%3NZ; }
+echo "lazypull-llm: start $(ts)"
+cd /app
+rc=0
+time %(python)s /app/run.py || rc=$?
+if [ "$rc" -ne 0 ]; then
+  echo "lazypull-llm: failed rc=$rc $(ts)"
+  exit "$rc"
+fi
+echo "%(done)s $(ts)"
+''' % {"python": params["venv"].rstrip("/") + "/bin/python", "done": LLM_EXPECTED_OUTPUT}
+
+
+def kind_llm_app(ctx, params, layer):
+    _check_llm(params)
+    entries = [
+        file_entry("app/run.py", llm_run_script(params).encode("utf-8"), mode=0o755),
+        file_entry("app/entrypoint.sh", llm_entrypoint_script(params).encode("utf-8"), mode=0o755),
+    ]
+    return ([{"created_by": "COPY run.py entrypoint.sh /app/", "comment": "lazypull llm workload",
+              "entries": entries}],
+            {"lazypull.llm.expected-output": LLM_EXPECTED_OUTPUT,
+             "lazypull.llm.milestones": ",".join("lazypull-llm: " + m for m in LLM_MILESTONES),
+             "lazypull.llm.model": params["model"]["path"],
+             "lazypull.llm.max-new-tokens": str(params["max_new_tokens"]),
+             "lazypull.llm.requirements": " ".join(llm_pins(params))})
+
+
+# --------------------------------------------------------------------------
+# server: readiness measured by URL
+# --------------------------------------------------------------------------
+
+SERVER_PORT = 8080
+SERVER_READY_PATH = "/ready"
+SERVER_READY_BODY = "ready"
+SERVER_WWW = "/www"
+
+
+def server_delay(v) -> int | float:
+    """Normalise a warm-up delay: a non-negative number of seconds; integral
+    values become ints so ``2`` and ``2.0`` give the same recipe."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0 or v > 86400:
+        raise BuildError("server param startup_delay must be a number of seconds in [0, 86400], got %r" % (v,))
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def server_expected_output() -> str:
+    return "server: ready on :%d" % SERVER_PORT
+
+
+def server_start_script(params) -> tuple[str, list[str]]:
+    """/app/start.sh: read and check a few data files, sleep the warm-up
+    delay, then serve /www (with /www/ready) on port 8080 in the foreground."""
+    delay = server_delay(params["startup_delay"])
+    checks, paths = _check_lines(params, "server")
+    lines = [
+        "#!/bin/sh",
+        "# generated by lazypull tests/lab/build_images.py: a server that is ready",
+        "# once GET %s answers; warm-up reads a few files, then sleeps." % SERVER_READY_PATH,
+        "set -e",
+        'echo "server: start $(date -u +%Y-%m-%dT%H:%M:%SZ)"',
+    ] + checks + [
+        'echo "server: read %d files, warming up for %s s"' % (len(paths), delay),
+        "sleep %s" % delay,
+        'echo "%s $(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)"' % server_expected_output(),
+        "exec httpd -f -p %d -h %s" % (SERVER_PORT, SERVER_WWW),
+    ]
+    return "\n".join(lines) + "\n", paths
+
+
+def kind_server_app(ctx, params, layer):
+    _check_sparse(params, "server")
+    delay = server_delay(params["startup_delay"])
+    script, paths = server_start_script(params)
+    entries = [
+        file_entry("app/start.sh", script.encode("utf-8"), mode=0o755),
+        file_entry(SERVER_WWW + SERVER_READY_PATH, (SERVER_READY_BODY + "\n").encode("utf-8")),
+    ]
+    return ([{"created_by": "COPY app/start.sh www/ready", "comment": "lazypull server entrypoint",
+              "entries": entries}],
+            {"lazypull.server.port": str(SERVER_PORT),
+             "lazypull.server.ready-path": SERVER_READY_PATH,
+             "lazypull.server.ready-body": SERVER_READY_BODY,
+             "lazypull.server.startup-delay": str(delay),
+             "lazypull.server.read-files": ",".join(paths),
+             "lazypull.server.expected-output": server_expected_output()})
+
+
 LAYER_KINDS = {
     "busybox-base": kind_busybox_base,
     "sparse-data": kind_sparse_data,
     "sparse-app": kind_sparse_app,
+    "server-app": kind_server_app,
     "files": kind_files,
+    "stage-tree": kind_stage_tree,
+    "llm-app": kind_llm_app,
 }
 
 NEEDS_BUSYBOX = {"busybox-base"}
+NEEDS_STAGES = {"stage-tree"}
 
 
 # --------------------------------------------------------------------------
@@ -602,6 +1437,8 @@ def resolved_spec(name: str, overrides: dict | None = None) -> dict:
         if k not in spec.get("params", {}):
             raise BuildError("image %r has no parameter %r" % (name, k))
         spec["params"][k] = v
+    if name == "server":
+        spec["params"]["startup_delay"] = server_delay(spec["params"]["startup_delay"])
     for layer in spec["layers"]:
         if layer["kind"] not in LAYER_KINDS:
             raise BuildError("image %r: unknown layer kind %r" % (name, layer["kind"]))
@@ -625,6 +1462,12 @@ def _inputs(spec: dict, cache_dir: str, busybox: str | None, download: bool):
             return None, None
         ctx["busybox"] = bb
         inputs["busybox_sha256"] = bb["sha256"]
+    if any(lyr["kind"] in NEEDS_STAGES for lyr in spec["layers"]):
+        stages = llm_stages(spec["params"], cache_dir, download)
+        if stages is None:
+            return None, None
+        ctx["stages"] = stages
+        inputs["stages"] = {k: v["digest"] for k, v in sorted(stages.items())}
     return ctx, inputs
 
 
@@ -802,8 +1645,13 @@ def summary(rec: dict) -> dict:
     }
 
 
+def default_images() -> list[str]:
+    """Images built when no --only is given (llm is opt-in)."""
+    return [n for n, spec in IMAGES.items() if spec.get("default", True)]
+
+
 def selected(only: list[str] | None) -> list[str]:
-    names = only or list(IMAGES)
+    names = only or default_images()
     for n in names:
         if n not in IMAGES:
             raise BuildError("unknown image %r (known: %s)" % (n, ", ".join(sorted(IMAGES))))
@@ -852,6 +1700,93 @@ def list_layouts(cache_dir: str | None = None, busybox: str | None = None) -> li
         s["current_default"] = current.get(rec["name"]) == rec.get("recipe_hash")
         out.append(s)
     return out
+
+
+# --------------------------------------------------------------------------
+# Run an image's command in a chroot (a smoke test without a container engine)
+# --------------------------------------------------------------------------
+
+DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+             "tty": (5, 0)}
+
+
+def chroot_run(rec: dict, timeout: float = 600, keep: bool = False, workdir: str | None = None) -> dict:
+    """Unpack the layout's layers with tar into a temp dir and run the
+    image's Entrypoint+Cmd there with chroot, /proc mounted and a few device
+    nodes, with the image's Env and WorkingDir.  No namespaces: the host's
+    network and PIDs are visible.  Whiteouts are not applied (this builder's
+    images have none).  Returns the output lines with their times."""
+    if os.geteuid() != 0:
+        raise BuildError("run needs root (chroot, mount)")
+    layout = rec["layout"]
+    blobs = os.path.join(layout, "blobs", "sha256")
+    with open(os.path.join(blobs, rec["manifest_digest"].split(":", 1)[1]), "rb") as f:
+        manifest = json.load(f)
+    with open(os.path.join(blobs, manifest["config"]["digest"].split(":", 1)[1]), "rb") as f:
+        cfg = json.load(f).get("config", {})
+    argv = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+    if not argv:
+        raise BuildError("%s has no Entrypoint/Cmd" % rec["name"])
+    env = dict(e.split("=", 1) for e in cfg.get("Env", []))
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.setdefault("HOME", "/root")
+    wd = cfg.get("WorkingDir") or "/"
+    root = tempfile.mkdtemp(prefix="lazypull-run-%s-" % rec["name"], dir=workdir)
+    proc_dir = os.path.join(root, "proc")
+    out: dict = {"name": rec["name"], "root": root, "argv": argv}
+    try:
+        t0 = time.monotonic()
+        for lyr in manifest["layers"]:
+            _run(["tar", "-xzpf", os.path.join(blobs, lyr["digest"].split(":", 1)[1]), "--numeric-owner",
+                  "-C", root], "unpack %s" % lyr["digest"][:19])
+        out["unpack_seconds"] = round(time.monotonic() - t0, 2)
+        os.makedirs(os.path.join(root, "dev"), exist_ok=True)
+        for name, (major, minor) in DEV_NODES.items():
+            p = os.path.join(root, "dev", name)
+            if not os.path.lexists(p):
+                os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.makedirs(proc_dir, exist_ok=True)
+        _run(["mount", "-t", "proc", "proc", proc_dir], "mount proc")
+        log("run %s: chroot %s %s" % (rec["name"], root, " ".join(argv)))
+        lines = []
+        t0 = time.monotonic()
+
+        def enter():
+            os.chroot(root)
+            os.chdir(wd)
+
+        p = subprocess.Popen(argv, cwd="/", env=env, preexec_fn=enter, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
+
+        def reader():
+            for line in p.stdout:
+                t = round(time.monotonic() - t0, 2)
+                lines.append({"t": t, "line": line.rstrip("\n")})
+                print("[%7.2fs] %s" % (t, line.rstrip("\n")), file=sys.stderr, flush=True)
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out["timed_out"] = True
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        th.join(timeout=5)
+        out.update(rc=p.returncode, seconds=round(time.monotonic() - t0, 2), lines=lines)
+        return out
+    finally:
+        if os.path.ismount(proc_dir):
+            subprocess.run(["umount", proc_dir], check=False)
+        if os.path.ismount(proc_dir):
+            subprocess.run(["umount", "-l", proc_dir], check=False)
+        if os.path.ismount(proc_dir):
+            log("run: %s is still mounted; NOT removing %s" % (proc_dir, root))
+        elif not keep:
+            shutil.rmtree(root, ignore_errors=True)
+            out["root"] = None
 
 
 # --------------------------------------------------------------------------
@@ -912,6 +1847,13 @@ def _bool(v: str) -> bool:
     raise argparse.ArgumentTypeError("expected true or false, got %r" % v)
 
 
+def _seconds(v: str) -> int | float:
+    try:
+        return server_delay(float(v))
+    except (ValueError, BuildError) as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def _positive_int(v: str) -> int:
     n = int(v, 0)
     if n < 0:
@@ -926,11 +1868,13 @@ def make_parser() -> argparse.ArgumentParser:
                                           "else Debian's busybox-static)")
     build_opts = argparse.ArgumentParser(add_help=False)
     build_opts.add_argument("--only", action="append", choices=sorted(IMAGES),
-                            help="image to build (repeatable; default all)")
+                            help="image to build (repeatable; default: %s; llm only when named)"
+                                 % ", ".join(default_images()))
     build_opts.add_argument("--sparse-layers", type=_positive_int, help="sparse: number of data layers (3)")
     build_opts.add_argument("--sparse-files", type=_positive_int, help="sparse: files per data layer (100)")
     build_opts.add_argument("--sparse-file-size", type=_positive_int, help="sparse: bytes per file (1048576)")
     build_opts.add_argument("--sparse-read-files", type=_positive_int, help="sparse: files read by run.sh (5)")
+    build_opts.add_argument("--server-delay", type=_seconds, help="server: warm-up seconds before httpd starts (2)")
     build_opts.add_argument("--jobs", type=int, help="layers built in parallel (default: CPU count)")
     build_opts.add_argument("--force", action="store_true", help="rebuild even if cached")
 
@@ -945,11 +1889,19 @@ def make_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-verify", type=_bool, metavar="true|false")
     pp.add_argument("--authfile", help="containers auth.json (credentials never go on the command line)")
     sub.add_parser("list", parents=[common], help="list cached layouts")
+    rp = sub.add_parser("run", parents=[common, build_opts],
+                        help="build if needed, then run the image's command in a chroot (root; smoke test)")
+    rp.add_argument("--timeout", type=float, default=600, help="kill the command after this many seconds (600)")
+    rp.add_argument("--keep", action="store_true", help="keep the unpacked root (its path is printed)")
+    rp.add_argument("--workdir", help="where to unpack (default $TMPDIR or /tmp)")
     return p
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "run" and not args.only:
+        parser.error("run needs --only NAME")
     try:
         if args.cmd == "list":
             out = list_layouts(args.cache, args.busybox)
@@ -958,6 +1910,8 @@ def main(argv=None) -> int:
                              args.busybox, args.jobs, args.force)
             if args.cmd == "build":
                 out = [summary(r) for r in recs]
+            elif args.cmd == "run":
+                out = [chroot_run(r, args.timeout, args.keep, args.workdir) for r in recs]
             else:
                 out = [push_image(r, args.registry, args.repo_prefix, args.cert_dir, args.tls_verify,
                                   args.authfile) for r in recs]

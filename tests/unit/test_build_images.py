@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -337,3 +338,397 @@ def test_stale_temp_dirs_of_dead_builders_are_removed(tmp_path, fake_busybox):
     bi.build_image("busybox", cache_dir=str(tmp_path), busybox=fake_busybox)
     assert not stale.exists()
     assert live.exists()
+
+
+# --------------------------------------------------------------------------
+# Default selection: llm is opt-in
+# --------------------------------------------------------------------------
+
+def test_llm_is_opt_in_and_server_is_default():
+    assert bi.default_images() == ["busybox", "sparse", "server"]
+    assert bi.selected(None) == ["busybox", "sparse", "server"]
+    assert bi.selected(["llm"]) == ["llm"]
+    args = bi.make_parser().parse_args(["build", "--only", "llm", "--only", "server"])
+    assert bi.selected(args.only) == ["llm", "server"]
+    with pytest.raises(SystemExit):
+        bi.main(["run"])  # run needs --only
+
+
+def test_specs_are_json_and_resolve():
+    for name in bi.IMAGES:
+        spec = bi.resolved_spec(name)
+        assert json.loads(bi.canonical_json(spec)) == json.loads(json.dumps(spec))
+        assert all(lyr["kind"] in bi.LAYER_KINDS for lyr in spec["layers"])
+
+
+def test_list_does_not_build_llm(tmp_path, fake_busybox):
+    assert bi.main(["list", "--cache", str(tmp_path), "--busybox", fake_busybox]) == 0
+    assert not (tmp_path / "llm").exists()
+
+
+# --------------------------------------------------------------------------
+# server
+# --------------------------------------------------------------------------
+
+SERVER_TINY = {"files": 4, "file_size": 4096, "read_files": 2}
+
+
+def test_server_spec_and_layout(tmp_path, fake_busybox):
+    rec = bi.build_image("server", cache_dir=str(tmp_path), overrides=SERVER_TINY, busybox=fake_busybox)
+    cfg = _config(rec["layout"])
+    assert cfg["config"]["Cmd"] == ["/bin/sh", "/app/start.sh"]
+    assert cfg["config"]["ExposedPorts"] == {"8080/tcp": {}}
+    labels = cfg["config"]["Labels"]
+    assert labels["lazypull.image"] == "server"
+    assert labels["lazypull.server.port"] == "8080"
+    assert labels["lazypull.server.ready-path"] == "/ready"
+    assert labels["lazypull.server.startup-delay"] == "2"
+    assert labels["lazypull.server.total-bytes"] == str(4 * 4096)
+    assert not any(k.startswith("lazypull.sparse.") for k in labels)
+    layers = _layer_members(rec["layout"])
+    assert len(layers) == 3
+    files = {}
+    for members in layers:
+        files.update({"/" + mem.name: data for mem, data in members if mem.isfile()})
+    assert files["/www/ready"] == b"ready\n"
+    script = files["/app/start.sh"].decode()
+    for p in labels["lazypull.server.read-files"].split(","):
+        assert "check %s %s\n" % (p, hashlib.sha256(files[p]).hexdigest()) in script
+    bb = {mem.name: mem for mem, _ in layers[0]}
+    assert bb["bin/httpd"].issym() and bb["bin/httpd"].linkname == "busybox"
+    # the base layer is the busybox image's
+    busybox = bi.build_image("busybox", cache_dir=str(tmp_path), busybox=fake_busybox)
+    assert busybox["layers"][0]["digest"] == rec["layers"][0]["digest"]
+
+
+def test_server_start_script():
+    params = dict(bi.IMAGES["server"]["params"])
+    script, paths = bi.server_start_script(params)
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/sh"
+    assert len(paths) == 3 and all(p.startswith("/data/l1/") for p in paths)
+    assert "sleep 2" in lines
+    assert lines[-1] == "exec httpd -f -p 8080 -h /www"
+    assert any(line.startswith('echo "server: ready on :8080 ') for line in lines)
+    assert lines.index("sleep 2") < len(lines) - 2
+    assert max(i for i, line in enumerate(lines) if line.startswith("check /")) < lines.index("sleep 2")
+    r = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
+    assert r.returncode == 0, r.stderr
+
+
+def test_server_delay_param(tmp_path, fake_busybox):
+    assert bi.server_delay(2.0) == 2 and isinstance(bi.server_delay(2.0), int)
+    assert bi.server_delay(0.5) == 0.5
+    for bad in (-1, "2", True, float("nan")):
+        with pytest.raises(bi.BuildError):
+            bi.server_delay(bad)
+    args = bi.make_parser().parse_args(["build", "--server-delay", "5"])
+    assert bi.overrides_from_args(args) == {"server": {"startup_delay": 5}}
+    with pytest.raises(SystemExit):
+        bi.make_parser().parse_args(["build", "--server-delay", "-3"])
+    a = bi.build_image("server", cache_dir=str(tmp_path), overrides=dict(SERVER_TINY, startup_delay=5.0),
+                       busybox=fake_busybox)
+    b = bi.build_image("server", cache_dir=str(tmp_path), overrides=dict(SERVER_TINY, startup_delay=5),
+                       busybox=fake_busybox)
+    assert b["cached"] is True and a["layout"] == b["layout"]
+    assert a["labels"]["lazypull.server.startup-delay"] == "5"
+
+
+# --------------------------------------------------------------------------
+# llm: spec and scripts (the heavy build is not unit-tested)
+# --------------------------------------------------------------------------
+
+LLM = bi.IMAGES["llm"]
+
+
+def test_llm_spec():
+    spec = bi.resolved_spec("llm")
+    assert spec["default"] is False and spec["tag"] == "1"
+    assert [lyr["kind"] for lyr in spec["layers"]] == ["stage-tree", "stage-tree", "stage-tree", "llm-app"]
+    assert [lyr.get("stage") for lyr in spec["layers"]] == ["rootfs", "packages", "model", None]
+    cfg = spec["config"]
+    assert cfg["Cmd"] == ["/app/entrypoint.sh"]
+    assert cfg["Env"][0].startswith("PATH=/opt/venv/bin:")
+    assert cfg["Labels"] == {"lazypull.image": "llm"}
+    p = spec["params"]
+    assert p["suite"] == "bookworm" and p["variant"] == "minbase"
+    assert set(p["debs"]) == {"python3", "python3-venv", "ca-certificates"}
+    assert p["model"]["config"] == {
+        "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+        "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
+        "max_position_embeddings": 32768}
+    assert p["model"]["dtype"] == "bfloat16" and p["model"]["tokenizer_vocab"] == 16384
+    assert p["max_new_tokens"] == 20
+    # every lock entry is pinned, once; the requirements are in it
+    names = [bi._req_name(r)[0] for r in p["lock"]]
+    assert len(names) == len(set(names)) and all(bi._req_name(r)[1] for r in p["lock"])
+    pins = bi.llm_pins(p)
+    assert [x.split("==")[0] for x in pins] == ["torch", "transformers", "tokenizers", "safetensors"]
+    assert bi._wheel_name("nvidia_cudnn_cu13-9.24.0.43-py3-none-manylinux_2_27_x86_64.whl") == \
+        ("nvidia-cudnn-cu13", "9.24.0.43")
+
+
+def test_llm_params_are_checked():
+    p = copy_params()
+    p["lock"] = [r.split("==")[0] if r.startswith("torch==") else r for r in p["lock"]]
+    with pytest.raises(bi.BuildError, match="pin"):
+        bi._check_llm(p)
+    p = copy_params()
+    p["lock"] = [r for r in p["lock"] if not r.startswith("safetensors==")]
+    with pytest.raises(bi.BuildError, match="safetensors"):
+        bi._check_llm(p)
+    p = copy_params()
+    p["model"]["path"] = "models/x"
+    with pytest.raises(bi.BuildError):
+        bi._check_llm(p)
+
+
+def copy_params():
+    return json.loads(json.dumps(LLM["params"]))
+
+
+def test_llm_app_layer_and_labels():
+    plans, labels = bi.kind_llm_app({}, LLM["params"], {"kind": "llm-app"})
+    entries = {e["path"]: e for e in plans[0]["entries"]}
+    assert set(entries) == {"app/run.py", "app/entrypoint.sh"}
+    assert all(e["mode"] == 0o755 for e in entries.values())
+    assert labels["lazypull.llm.expected-output"] == "lazypull-llm: done"
+    assert labels["lazypull.llm.model"] == "/models/qwen2-0.5b-random"
+    assert labels["lazypull.llm.milestones"].split(",") == [
+        "lazypull-llm: start", "lazypull-llm: imported", "lazypull-llm: model loaded",
+        "lazypull-llm: first token", "lazypull-llm: generated", "lazypull-llm: done"]
+
+
+FAKE_TORCH = "__version__ = '0.0-fake'\nfloat32 = 'torch.float32'\n"
+FAKE_TRANSFORMERS = '''
+import json, os
+__version__ = os.environ["FAKE_TRANSFORMERS_VERSION"]
+
+
+def pipeline(task, model=None, **kw):
+    print("FAKE pipeline " + json.dumps({"task": task, "model": model, "kw": sorted(kw)}), flush=True)
+
+    def run(prompt, streamer=None, **gen):
+        print("FAKE generate " + json.dumps({"prompt": prompt, "gen": {k: gen[k] for k in sorted(gen)}},
+                                            ensure_ascii=False), flush=True)
+        streamer.put(Ids(7))
+        for _ in range(gen["max_new_tokens"]):
+            streamer.put(Ids(1))
+        streamer.end()
+        return [{"generated_text": " fake"}]
+    return run
+
+
+class Ids:
+    def __init__(self, n):
+        self.n = n
+
+    def numel(self):
+        return self.n
+'''
+
+
+@pytest.mark.parametrize("version,dtype_kw", [("5.25.0", "dtype"), ("4.57.6", "torch_dtype")])
+def test_llm_run_py_milestones(tmp_path, version, dtype_kw):
+    (tmp_path / "torch.py").write_text(FAKE_TORCH)
+    pkg = tmp_path / "transformers"
+    (pkg / "generation").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_TRANSFORMERS)
+    (pkg / "generation" / "__init__.py").write_text("")
+    (pkg / "generation" / "streamers.py").write_text("class BaseStreamer:\n    pass\n")
+    run_py = tmp_path / "run.py"
+    run_py.write_text(bi.llm_run_script(LLM["params"]), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), FAKE_TRANSFORMERS_VERSION=version, PYTHONIOENCODING="utf-8")
+    r = subprocess.run([sys.executable, str(run_py)], env=env, capture_output=True, text=True,
+                       encoding="utf-8", check=False)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    fake = {line.split()[1]: json.loads(line.split(" ", 2)[2]) for line in lines if line.startswith("FAKE ")}
+    assert fake["pipeline"] == {"task": "text-generation", "model": "/models/qwen2-0.5b-random", "kw": [dtype_kw]}
+    gen = fake["generate"]["gen"]
+    assert gen["max_new_tokens"] == 20 and gen["do_sample"] is False
+    assert fake["generate"]["prompt"] == LLM["params"]["prompt"]
+    marks = [line for line in lines if line.startswith("lazypull-llm: ")]
+    order = ["imported", "model loaded", "first token", "generated", "text"]
+    assert [next(o for o in order if m.startswith("lazypull-llm: " + o)) for m in marks] == order
+    assert marks[3].endswith(" tokens=20")
+    assert re.match(r"lazypull-llm: imported \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \+\d+\.\d\ds", marks[0])
+    assert marks[4] == 'lazypull-llm: text " fake"'
+
+
+def _fake_venv(tmp_path, body):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    py = venv / "bin" / "python"
+    py.write_text("#!/bin/sh\n" + body)
+    py.chmod(0o755)
+    params = dict(LLM["params"], venv=str(venv))
+    ep = tmp_path / "entrypoint.sh"
+    ep.write_text(bi.llm_entrypoint_script(params))
+    ep.chmod(0o755)
+    return ep
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_llm_entrypoint(tmp_path):
+    script = bi.llm_entrypoint_script(LLM["params"])
+    assert script.startswith("#!/bin/bash\n")
+    assert "time /opt/venv/bin/python /app/run.py" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    # `cd /app` fails outside the image: run it from a copy with /app replaced
+    ok = _fake_venv(tmp_path, 'echo "python $*"\n')
+    ok.write_text(ok.read_text().replace("cd /app", "cd %s" % tmp_path))
+    r = subprocess.run([str(ok)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert re.fullmatch("lazypull-llm: start " + ts, out[0])
+    assert out[1] == "python /app/run.py"
+    assert re.fullmatch("lazypull-llm: done " + ts, out[-1])
+    assert "real" in r.stderr  # bash's `time`
+    bad = _fake_venv(tmp_path / "bad", "exit 3\n")
+    bad.write_text(bad.read_text().replace("cd /app", "cd %s" % tmp_path))
+    r = subprocess.run([str(bad)], capture_output=True, text=True, check=False)
+    assert r.returncode == 3
+    assert re.fullmatch("lazypull-llm: failed rc=3 " + ts, r.stdout.splitlines()[-1])
+    assert "lazypull-llm: done" not in r.stdout
+
+
+# --------------------------------------------------------------------------
+# Trees as layers (the llm stages), pyc fix-up, stage cache
+# --------------------------------------------------------------------------
+
+def _tree(tmp_path):
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "dev").mkdir()
+    os.mkfifo(root / "dev" / "fifo")
+    (root / "dev" / "x").write_text("not in the layer")
+    (root / "usr" / "bin" / "su").write_bytes(b"suid")
+    os.chmod(root / "usr" / "bin" / "su", 0o4755)
+    (root / "usr" / "bin" / "perl5.36").write_bytes(b"perl")
+    os.link(root / "usr" / "bin" / "perl5.36", root / "usr" / "bin" / "perl")
+    os.symlink("perl", root / "usr" / "bin" / "perl5")
+    os.symlink("usr/bin", root / "bin")
+    (root / "opt").mkdir(mode=0o700)
+    os.chmod(root / "opt", 0o700)
+    os.mkfifo(root / "opt" / "fifo")
+    return root
+
+
+def test_tree_entries_keep_modes_links_and_hardlinks(tmp_path):
+    root = _tree(tmp_path)
+    entries = bi.complete_entries(bi.tree_entries(str(root), ("dev",)))
+    by = {e["path"]: e for e in entries}
+    assert set(by) == {"bin", "dev", "opt", "usr", "usr/bin", "usr/bin/su", "usr/bin/perl",
+                       "usr/bin/perl5", "usr/bin/perl5.36"}
+    assert by["usr/bin/su"]["mode"] == 0o4755
+    assert by["opt"]["mode"] == 0o700
+    assert by["bin"] == {"path": "bin", "type": "symlink", "mode": 0o777, "target": "usr/bin"}
+    assert by["usr/bin/perl"]["type"] == "file"  # sorts before perl5.36
+    assert by["usr/bin/perl5.36"] == {"path": "usr/bin/perl5.36", "type": "hardlink", "mode": 0o644,
+                                      "target": "usr/bin/perl"}
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    info = bi.write_layer(entries, str(blobs))
+    with tarfile.open(blobs / info["digest"].split(":", 1)[1], "r:gz") as t:
+        mem = {m.name: m for m in t.getmembers()}
+        assert mem["usr/bin/perl5.36"].islnk() and mem["usr/bin/perl5.36"].linkname == "usr/bin/perl"
+        assert mem["usr/bin/su"].mode == 0o4755
+        assert t.extractfile("usr/bin/perl").read() == b"perl"
+        assert all(m.mtime == bi.EPOCH and m.uid == 0 for m in mem.values())
+
+
+def test_tree_digest_follows_content_and_modes(tmp_path):
+    root = _tree(tmp_path)
+    d1 = bi.tree_digest(str(root), ("dev",))
+    assert d1 == bi.tree_digest(str(root), ("dev",))
+    (root / "dev" / "y").write_text("ignored")
+    assert d1 == bi.tree_digest(str(root), ("dev",))
+    os.chmod(root / "usr" / "bin" / "su", 0o755)
+    d2 = bi.tree_digest(str(root), ("dev",))
+    assert d2 != d1
+    (root / "usr" / "bin" / "su").write_bytes(b"SUID")
+    assert bi.tree_digest(str(root), ("dev",)) not in (d1, d2)
+
+
+def test_hardlink_entries_are_validated():
+    with pytest.raises(bi.BuildError):
+        bi.complete_entries([bi.hardlink_entry("a", "b")])  # target missing
+    with pytest.raises(bi.BuildError):
+        bi.complete_entries([bi.file_entry("b", b"x"), bi.hardlink_entry("a", "b")])  # sorts after
+    out = bi.complete_entries([bi.file_entry("a", b"x"), bi.hardlink_entry("b", "a")])
+    assert [e["type"] for e in out] == ["file", "hardlink"]
+
+
+def test_fix_pyc_mtimes(tmp_path):
+    import importlib.util as ilu
+    import py_compile
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    srcs = {}
+    for name in ("fresh", "hashed", "stale"):
+        src = pkg / (name + ".py")
+        src.write_text("X = %r\n" % name)
+        os.utime(src, (1_700_000_000, 1_700_000_000))
+        mode = py_compile.PycInvalidationMode.CHECKED_HASH if name == "hashed" else \
+            py_compile.PycInvalidationMode.TIMESTAMP
+        srcs[name] = Path(py_compile.compile(str(src), cfile=ilu.cache_from_source(str(src)),
+                                             invalidation_mode=mode, doraise=True))
+    before = {n: p.read_bytes() for n, p in srcs.items()}
+    (pkg / "stale.py").write_text("X = 'changed'\n")
+    assert bi.fix_pyc_mtimes(str(tmp_path)) == 1
+    after = {n: p.read_bytes() for n, p in srcs.items()}
+    assert after["hashed"] == before["hashed"] and after["stale"] == before["stale"]
+    assert after["fresh"][:8] == before["fresh"][:8] and after["fresh"][12:] == before["fresh"][12:]
+    assert int.from_bytes(after["fresh"][8:12], "little") == bi.EPOCH
+    # as unpacked from a layer (mtime EPOCH), Python accepts the pyc as is
+    os.utime(pkg / "fresh.py", (bi.EPOCH, bi.EPOCH))
+    mtime_before = srcs["fresh"].stat().st_mtime_ns
+    subprocess.run([sys.executable, "-c", "import pkg.fresh"], cwd=tmp_path, check=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    assert srcs["fresh"].stat().st_mtime_ns == mtime_before  # not recompiled
+    assert srcs["fresh"].read_bytes() == after["fresh"]
+
+
+def test_stage_cache(tmp_path):
+    calls = []
+
+    def builder(tmp):
+        calls.append(tmp)
+        os.makedirs(os.path.join(tmp, "root", "x"))
+        return {"digest": "d%d" % len(calls)}
+
+    key = bi._stage_key("model", {"a": 1})
+    assert bi._ensure_stage(str(tmp_path), "model", key, builder, download=False) is None
+    rec = bi._ensure_stage(str(tmp_path), "model", key, builder, download=True)
+    assert rec["digest"] == "d1" and rec["path"] == bi._stage_path(str(tmp_path), "model", key)
+    assert os.path.isdir(os.path.join(rec["path"], "root", "x"))
+    again = bi._ensure_stage(str(tmp_path), "model", key, builder, download=True)
+    assert again["digest"] == "d1" and len(calls) == 1
+    assert bi._ensure_stage(str(tmp_path), "model", key, builder, download=False)["digest"] == "d1"
+    other = bi._stage_key("model", {"a": 2})
+    assert other != key
+    assert bi._ensure_stage(str(tmp_path), "model", other, builder, download=True)["digest"] == "d2"
+
+    def failing(tmp):
+        raise bi.BuildError("boom")
+
+    with pytest.raises(bi.BuildError):
+        bi._ensure_stage(str(tmp_path), "rootfs", key, failing, download=True)
+    assert not [d for d in os.listdir(tmp_path / "llm") if d.startswith(".")]
+
+
+def test_stage_tree_kind(tmp_path):
+    root = _tree(tmp_path)
+    ctx = {"stages": {"rootfs": {"path": str(tmp_path), "digest": "0" * 64, "empty_dirs": ["dev"]}}}
+    plans, labels = bi.kind_stage_tree(ctx, {}, {"kind": "stage-tree", "stage": "rootfs", "created_by": "FROM x"})
+    assert labels == {} and plans[0]["created_by"] == "FROM x"
+    paths = {e["path"] for e in plans[0]["entries"]}
+    assert "dev" in paths and "dev/x" not in paths and "usr/bin/su" in paths
+    assert root.is_dir()
+
+
+def test_debian_mirror_override(monkeypatch):
+    monkeypatch.setenv("LAZYPULL_DEBIAN_MIRROR", "file:///srv/debian/")
+    assert bi.debian_mirror() == "file:///srv/debian"
