@@ -15,6 +15,8 @@ import os
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.containerd_config import (
     ConfigError, parse_plugins_ls, parse_version)
+from ansible_collections.lazypull.snapshotters.plugins.module_utils.snapshotter_config import (
+    parse_version as snapshotter_version)
 
 # Upstream's default paths; each can be overridden per snapshotter.
 DEFAULT_SNAPSHOTTERS = {
@@ -54,11 +56,13 @@ def validate_overrides(snapshotters):
     return result
 
 
-def version_of(output):
-    """'1.2.3' from a --version output, or None when there is none."""
+def version_of(output, parser=parse_version):
+    """'1.2.3' from a --version output, or None when there is none. Snapshotter
+    binaries use snapshotter_config.parse_version, which refuses ctr-remote's
+    output (it prints the containerd version it was built with)."""
     try:
-        return '.'.join(str(p) for p in parse_version(output))
-    except ConfigError:
+        return '.'.join(str(p) for p in parser(output))
+    except ConfigError:  # snapshotter_config's errors are ConfigErrors too
         return None
 
 
@@ -125,12 +129,12 @@ class Readers(object):
         return os.path.exists(path)
 
 
-def _command_version(runner, binary, args=('--version',)):
+def _command_version(runner, binary, args=('--version',), parser=parse_version):
     if not binary:
         return {'path': None, 'version': None, 'output': None}
     rc, out, err = runner(binary, list(args))
     text = (out or err or '').strip()
-    return {'path': binary, 'version': version_of(text) if rc == 0 else None,
+    return {'path': binary, 'version': version_of(text, parser) if rc == 0 else None,
             'output': text.splitlines()[0] if text else None}
 
 
@@ -166,8 +170,10 @@ def gather(runner, which, readers, containerd_address, snapshotters=None, contai
     mounts = parse_mountinfo(readers.read('/proc/self/mountinfo') or '')
     result = {}
     for name, spec in sorted(wanted.items()):
-        daemon = _command_version(runner, which(spec.get('daemon')) if spec.get('daemon') else None)
-        cli = _command_version(runner, which(spec.get('cli')) if spec.get('cli') else None)
+        daemon = _command_version(runner, which(spec.get('daemon')) if spec.get('daemon') else None,
+                                  parser=snapshotter_version)
+        cli = _command_version(runner, which(spec.get('cli')) if spec.get('cli') else None,
+                               parser=snapshotter_version)
         config_text = readers.read(spec['config_path']) if spec.get('config_path') else None
         config, config_error = (parse_toml_text(config_text) if config_text is not None
                                 else (None, 'missing'))

@@ -44,6 +44,16 @@ def test_version_of(output, expected):
     assert sf.version_of(output) == expected
 
 
+@pytest.mark.parametrize('output,expected', [
+    ('containerd-stargz-grpc v0.14.3 debian-0.14.3-4-lazypull', '0.14.3'),
+    ('soci version 0.4.1-5+b3 0.4.1-5+b3', '0.4.1'),
+    # ctr-remote prints the containerd version it was built with: not a snapshotter version
+    ('ctr github.com/containerd/containerd 1.7.24~ds1', None),
+])
+def test_version_of_snapshotter_binaries(output, expected):
+    assert sf.version_of(output, sf.snapshotter_version) == expected
+
+
 def test_parse_toml_text():
     data, err = sf.parse_toml_text('a = 1\n[b]\nc = "x"\n')
     assert data == {'a': 1, 'b': {'c': 'x'}} and err is None
