@@ -119,8 +119,21 @@ def snapshotter_settings(params):
     return out
 
 
+def other_namespaces(host, params):
+    """containerd namespaces besides the benchmark's."""
+    base = [params['ctr_path'], '--address', params['containerd_address']]
+    rc, out, _err = host.run(base + ['namespaces', 'ls', '-q'], check=False)
+    return [ns for ns in parse_ids(out) if ns != params['namespace']] if rc == 0 else []
+
+
+def in_namespace(params, namespace):
+    return [params['ctr_path'], '--address', params['containerd_address'], '--namespace', namespace]
+
+
 def cold_state(host, params):
-    """{'images', 'containers', 'content', 'snapshots': {sn: n}, 'fuse_mounts'}."""
+    """{'images', 'containers', 'content', 'snapshots': {sn: n}, 'fuse_mounts',
+    'other_content'}: content blobs are shared between namespaces, so a blob
+    another namespace holds would be reused by the pull and never fetched."""
     base = ctr(params)
     state = {'containers': len(parse_ids(host.run(base + ['containers', 'ls', '-q'])[1])),
              'images': len(parse_ids(host.run(base + ['images', 'ls', '-q'])[1])),
@@ -132,12 +145,16 @@ def cold_state(host, params):
     mounts = parse_mountinfo(host.read('/proc/self/mountinfo') or '')
     settings = snapshotter_settings(params)
     state['fuse_mounts'] = sum(len(fuse_mounts_under(mounts, settings[sn]['root'])) for sn in LAZY)
+    state['other_content'] = sum(len(parse_ids(host.run(in_namespace(params, ns) + ['content', 'ls', '-q'],
+                                                        check=False)[1]))
+                                 for ns in other_namespaces(host, params))
     return state
 
 
 def is_cold(state):
     return (state['containers'] == 0 and state['images'] == 0 and state['content'] == 0
-            and not any(state['snapshots'].values()) and state['fuse_mounts'] == 0)
+            and not any(state['snapshots'].values()) and state['fuse_mounts'] == 0
+            and not state.get('other_content'))
 
 
 def cold_reset(host, params):
@@ -159,6 +176,16 @@ def cold_reset(host, params):
                 break
             for key in keys:
                 host.run(base + ['snapshots', '--snapshotter', sn, 'rm', key], check=False)
+    # Blobs are shared between namespaces: images and content of every other
+    # namespace go too (busy_elsewhere refused earlier if containers run there).
+    for namespace in other_namespaces(host, params):
+        other = in_namespace(params, namespace)
+        images = parse_ids(host.run(other + ['images', 'ls', '-q'], check=False)[1])
+        if images:
+            host.run(other + ['images', 'rm', '--sync'] + images, check=False)
+        blobs = parse_ids(host.run(other + ['content', 'ls', '-q'], check=False)[1])
+        if blobs:
+            host.run(other + ['content', 'rm'] + blobs, check=False)
     content = parse_ids(host.run(base + ['content', 'ls', '-q'])[1])
     if content:
         host.run(base + ['content', 'rm'] + content, check=False)
@@ -355,8 +382,8 @@ def measure(host, params, paths, container_id, architecture='amd64'):
 
 
 def busy_elsewhere(host, params):
-    """Containers in other namespaces whose snapshotter the reset would pull
-    the floor from; '' when none."""
+    """Containers in other namespaces: the reset removes every namespace's
+    images and content and restarts the lazy snapshotters; '' when none."""
     base = [params['ctr_path'], '--address', params['containerd_address']]
     rc, out, _err = host.run(base + ['namespaces', 'ls', '-q'], check=False)
     busy = []
@@ -370,6 +397,5 @@ def busy_elsewhere(host, params):
                 snapshotter = json.loads(info).get('Snapshotter') if rc == 0 else None
             except ValueError:
                 snapshotter = None
-            if snapshotter in params['reset_snapshotters']:
-                busy.append('%s/%s on %s' % (namespace, cid, snapshotter))
+            busy.append('%s/%s on %s' % (namespace, cid, snapshotter or 'unknown'))
     return ', '.join(busy)

@@ -13,11 +13,14 @@ short_description: Measure one cold start of an image on one snapshotter, honest
 version_added: "0.1.0"
 description:
   - "Verified cold reset (default on): containers, images, content and snapshots
-    of O(namespace) removed; the lazy snapshotters in O(reset_snapshotters)
+    of O(namespace) removed, and the images and content of every other namespace
+    (containerd shares blobs between namespaces: one left elsewhere would be
+    reused, never fetched); the lazy snapshotters in O(reset_snapshotters)
     stopped, their FUSE mounts unmounted, roots (and soci 0.4's
     /var/lib/soci-snapshotter-grpc/content) emptied, restarted; page cache
-    dropped; then 0 containers, 0 images, 0 content, 0 snapshots and 0 FUSE
-    mounts are checked, or the module fails rather than measure a warm run."
+    dropped; then 0 containers, 0 images, 0 content (in any namespace),
+    0 snapshots and 0 FUSE mounts are checked, or the module fails rather than
+    measure a warm run."
   - "Then, timed apart: pull (C(ctr-remote image rpull) for stargz,
     C(soci image rpull) for soci, C(ctr image pull) otherwise), container
     create, and run until the task exits, prints a ready line, or a ready URL
@@ -29,7 +32,7 @@ description:
     received than the image's compressed size; otherwise it is reported as a
     C(fallback)."
   - Destructive on purpose, for benchmark hosts. It refuses to reset when other
-    namespaces hold containers on a lazy snapshotter, unless O(force_reset=true).
+    namespaces hold containers, unless O(force_reset=true).
 author:
   - lazypull.snapshotters maintainers (@lazypull)
 options:
@@ -71,7 +74,7 @@ options:
     type: bool
     default: true
   force_reset:
-    description: Reset even when other namespaces run containers on a lazy snapshotter.
+    description: Reset even when other namespaces have containers.
     type: bool
     default: false
   reset_snapshotters:

@@ -437,7 +437,7 @@ def test_snapshotter_settings_merge_overrides():
 def test_cold_reset_empties_everything_in_order():
     host = dirty_host()
     state = cs.cold_reset(host, make_params())
-    assert state == {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0,
+    assert state == {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0, 'other_content': 0,
                      'snapshots': {'overlayfs': 0, 'stargz': 0, 'soci': 0}}
     b = base()
     # containers: task killed, task removed, container removed, each of them
@@ -523,7 +523,7 @@ def test_cold_reset_fails_when_a_socket_never_answers():
 
 
 def test_is_cold():
-    cold = {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0,
+    cold = {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0, 'other_content': 0,
             'snapshots': {'overlayfs': 0, 'stargz': 0, 'soci': None}}
     assert cs.is_cold(cold)
     for key in ('containers', 'images', 'content', 'fuse_mounts'):
@@ -734,7 +734,7 @@ def test_measure_happy_path():
     result = cs.measure(host, params, PATHS, CID)
     assert result == {
         'image': IMAGE, 'snapshotter': 'stargz', 'ready': 'exit',
-        'reset': {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0,
+        'reset': {'containers': 0, 'images': 0, 'content': 0, 'fuse_mounts': 0, 'other_content': 0,
                   'snapshots': {'overlayfs': 0, 'stargz': 0, 'soci': 0}},
         'started_at': 'T+1000.000', 'finished_at': 'T+1002.850',
         'pull_seconds': 2.5, 'create_seconds': 0.25, 'run_seconds': 0.1, 'total_seconds': 2.85,
@@ -869,9 +869,10 @@ def test_busy_elsewhere():
     host.ns(NS)['containers'].update({'leftover': 'stargz'})
     host.ns('k8s.io')['containers'].update({'pod-1': 'soci'})
     host.ns('empty')
-    assert cs.busy_elsewhere(host, make_params()) == 'default/web on stargz, k8s.io/pod-1 on soci'
-    assert cs.busy_elsewhere(host, make_params(reset_snapshotters=['soci'])) == 'k8s.io/pod-1 on soci'
-    assert cs.busy_elsewhere(host, make_params(reset_snapshotters=[])) == ''
+    # every container elsewhere counts: the reset removes all namespaces' images and content
+    busy = 'default/web on stargz, default/db on overlayfs, k8s.io/pod-1 on soci'
+    assert cs.busy_elsewhere(host, make_params()) == busy
+    assert cs.busy_elsewhere(host, make_params(reset_snapshotters=[])) == busy
     assert host.ran(CTR, '--address', ADDRESS, 'namespaces', 'ls', '-q')
     assert not host.ran('--namespace', NS, 'containers', 'info')
 
@@ -881,7 +882,26 @@ def test_busy_elsewhere_survives_odd_answers():
     host.ns('default')['containers'].update({'web': 'stargz', 'gone': 'stargz'})
     host.on('containers', 'info', 'web', out='not json')
     host.on('containers', 'info', 'gone', rc=1, err='not found')
-    assert cs.busy_elsewhere(host, make_params()) == ''
+    assert cs.busy_elsewhere(host, make_params()) == 'default/web on unknown, default/gone on unknown'
     host = FakeHost()
     host.on('namespaces', 'ls', rc=1, err='connection refused')
     assert cs.busy_elsewhere(host, make_params()) == ''
+
+
+def test_cold_reset_removes_content_other_namespaces_hold():
+    """Blobs are shared between namespaces: one left in `default` would be
+    reused by the benchmark's pull and never fetched (seen in the lab)."""
+    host = FakeHost()
+    host.ns('default')['images']['reg.example.internal/app:1'] = 'sha256:' + 'a' * 64
+    host.ns('default')['content']['sha256:' + 'b' * 64] = '{}'
+    state = cs.cold_reset(host, make_params())
+    assert state['other_content'] == 0
+    assert host.ns('default')['content'] == {} and host.ns('default')['images'] == {}
+
+
+def test_cold_reset_fails_when_another_namespace_keeps_content():
+    host = FakeHost()
+    host.ns('default')['content']['sha256:' + 'b' * 64] = '{}'
+    host.on('--namespace', 'default', 'content', 'rm', rc=1, err='in use')
+    with pytest.raises(cs.ColdstartError, match='"other_content": 1'):
+        cs.cold_reset(host, make_params())
