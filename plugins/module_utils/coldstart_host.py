@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.coldstart import ColdstartError
+from ansible_collections.lazypull.snapshotters.plugins.module_utils.snapshotter_facts import Readers
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.sockets import probe_unix_socket
 
 try:
@@ -60,8 +61,11 @@ class StreamedProcess(object):
         self._thread.join(timeout=5)
 
 
-class SystemHost(object):
+class SystemHost(Readers):
+    """Readers gives read() (None when a file cannot be read)."""
+
     def __init__(self, module):
+        super(SystemHost, self).__init__(probe_unix_socket)
         self.module = module
         self.clock = time.monotonic
         self.sleep = time.sleep
@@ -74,13 +78,6 @@ class SystemHost(object):
 
     def spawn(self, argv):
         return StreamedProcess(argv, self.clock)
-
-    def read(self, path):
-        try:
-            with open(path) as handle:
-                return handle.read()
-        except (IOError, OSError):
-            return None
 
     def write(self, path, text):
         with open(path, 'w') as handle:

@@ -74,22 +74,10 @@ def test_no_credential_in_verbose_output(playbook):
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in playbook["log"]
 
 
-def test_estargz_result_pulls_lazily(playbook, host):
-    ev = lazy_proof.lazy_pull_and_run(host, "stargz", playbook["results"]["esgz"]["ref"],
-                                      LAB["registry"]["name"], SPARSE["compressed_size"])
-    assert ev["output"].endswith(EXPECTED)
-    assert lazy_proof.is_lazy(ev), ev
-
-
-def test_optimized_result_pulls_lazily(playbook, host):
-    ev = lazy_proof.lazy_pull_and_run(host, "stargz", playbook["results"]["esgz_opt"]["ref"],
-                                      LAB["registry"]["name"], SPARSE["compressed_size"])
-    assert ev["output"].endswith(EXPECTED)
-    assert lazy_proof.is_lazy(ev), ev
-
-
-def test_soci_index_pulls_lazily(playbook, host):
-    ev = lazy_proof.lazy_pull_and_run(host, "soci", playbook["results"]["soci"]["ref"],
+@pytest.mark.parametrize("result,snapshotter", [("esgz", "stargz"), ("esgz_opt", "stargz"), ("soci", "soci")])
+def test_result_pulls_lazily(playbook, host, result, snapshotter):
+    """Each module result is usable: a lazy pull on its snapshotter, with proof."""
+    ev = lazy_proof.lazy_pull_and_run(host, snapshotter, playbook["results"][result]["ref"],
                                       LAB["registry"]["name"], SPARSE["compressed_size"])
     assert ev["output"].endswith(EXPECTED)
     assert lazy_proof.is_lazy(ev), ev
