@@ -229,8 +229,8 @@ def remote_snapshots(host, params):
     return count
 
 
-def image_compressed_size(host, params, architecture):
-    """Sum of the layer sizes of the image's manifest (the platform's one)."""
+def image_layers(host, params, architecture):
+    """The layer descriptors of the image's manifest (the platform's one), or None."""
     rc, out, _err = host.run(ctr(params) + ['images', 'ls', 'name==' + params['image']], check=False)
     rows = [line.split() for line in (out or '').splitlines()[1:] if line.strip()]
     if rc != 0 or not rows or len(rows[0]) < 3:
@@ -242,13 +242,19 @@ def image_compressed_size(host, params, architecture):
             return None
         doc = json.loads(text)
         if doc.get('layers') is not None:
-            return sum(layer.get('size', 0) for layer in doc['layers'])
+            return doc['layers']
         manifests = doc.get('manifests') or []
         pick = [m for m in manifests if (m.get('platform') or {}).get('architecture') == architecture]
         if not (pick or manifests):
             return None
         digest = (pick or manifests)[0]['digest']
     return None
+
+
+def image_compressed_size(host, params, architecture):
+    """Sum of the layer sizes of the image's manifest (the platform's one)."""
+    layers = image_layers(host, params, architecture)
+    return None if layers is None else sum(layer.get('size', 0) for layer in layers)
 
 
 def judge(snapshotter, fuse_mounts, remote, fetched, compressed):
