@@ -11,7 +11,7 @@ export LAZYPULL_CACHE ?= /var/cache/lazypull
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-SCENARIOS ?= containerd snapshotters
+SCENARIOS ?= containerd snapshotters rollout
 
 .PHONY: help prereqs venv lab lab-up lab-down lab-status bench test lint sanity units integration molecule clean
 

@@ -28,6 +28,30 @@ FALLBACK_FRACTION = 0.9  # a lazy pull that fetched more than this of the image 
 READY_MODES = ('exit', 'line', 'url')
 
 
+# Options of the modules that pull on a host (doc fragment snapshotter_client).
+CLIENT_ARGUMENT_SPEC = dict(
+    containerd_address=dict(type='str', default='/run/containerd/containerd.sock'),
+    hosts_dir=dict(type='path', default='/etc/containerd/certs.d'),
+    plain_http=dict(type='bool', default=False),
+    ctr_path=dict(type='path'),
+    ctr_remote_path=dict(type='path'),
+    soci_path=dict(type='path'),
+    snapshotters=dict(type='dict', default={}),
+)
+
+
+def client_paths(module, params):
+    """ctr, and the CLI the snapshotter pulls with (rpull); sets params['ctr_path']."""
+    paths = {'ctr': params['ctr_path'] or module.get_bin_path('ctr', required=True)}
+    params['ctr_path'] = paths['ctr']
+    if params['snapshotter'] == 'stargz':
+        paths['ctr-remote'] = params['ctr_remote_path'] or module.get_bin_path(
+            'ctr-remote', required=True, opt_dirs=['/usr/local/bin'])
+    if params['snapshotter'] == 'soci':
+        paths['soci'] = params['soci_path'] or module.get_bin_path('soci', required=True, opt_dirs=['/usr/local/bin'])
+    return paths
+
+
 class ColdstartError(Exception):
     """The measurement cannot be trusted or did not happen; the message says why."""
 

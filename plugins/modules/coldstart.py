@@ -35,6 +35,8 @@ description:
     namespaces hold containers, unless O(force_reset=true).
 author:
   - lazypull.snapshotters maintainers (@lazypull)
+extends_documentation_fragment:
+  - lazypull.snapshotters.snapshotter_client
 options:
   image:
     description: Image reference to pull and run.
@@ -48,27 +50,6 @@ options:
     description: containerd namespace for the measurement (emptied by the reset).
     type: str
     default: lazypull-bench
-  containerd_address:
-    description: containerd's socket.
-    type: str
-    default: /run/containerd/containerd.sock
-  hosts_dir:
-    description: containerd registry host config directory passed to the pull (C(--hosts-dir)).
-    type: path
-    default: /etc/containerd/certs.d
-  plain_http:
-    description: Pull over plain HTTP.
-    type: bool
-    default: false
-  ctr_path:
-    description: Path of C(ctr); searched on PATH when not given.
-    type: path
-  ctr_remote_path:
-    description: Path of C(ctr-remote) (stargz pulls).
-    type: path
-  soci_path:
-    description: Path of C(soci) (soci pulls).
-    type: path
   reset:
     description: Cold reset (and verify it) before the measurement.
     type: bool
@@ -82,10 +63,6 @@ options:
     type: list
     elements: str
     default: [stargz, soci]
-  snapshotters:
-    description: Per snapshotter overrides of C(root), C(service), C(socket).
-    type: dict
-    default: {}
   drop_caches:
     description: Drop the page cache (machine-wide) after the reset.
     type: bool
@@ -186,16 +163,9 @@ def main():
             image=dict(type='str', required=True),
             snapshotter=dict(type='str', default='overlayfs'),
             namespace=dict(type='str', default='lazypull-bench'),
-            containerd_address=dict(type='str', default='/run/containerd/containerd.sock'),
-            hosts_dir=dict(type='path', default='/etc/containerd/certs.d'),
-            plain_http=dict(type='bool', default=False),
-            ctr_path=dict(type='path'),
-            ctr_remote_path=dict(type='path'),
-            soci_path=dict(type='path'),
             reset=dict(type='bool', default=True),
             force_reset=dict(type='bool', default=False),
             reset_snapshotters=dict(type='list', elements='str', default=['stargz', 'soci']),
-            snapshotters=dict(type='dict', default={}),
             drop_caches=dict(type='bool', default=True),
             ready=dict(type='str', choices=list(coldstart.READY_MODES), default='exit'),
             ready_line=dict(type='str'),
@@ -207,6 +177,7 @@ def main():
             expected_output=dict(type='str'),
             timeout=dict(type='int', default=600),
             output_lines=dict(type='int', default=20),
+            **coldstart.CLIENT_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
@@ -217,14 +188,7 @@ def main():
         if unknown:
             raise coldstart.ColdstartError('reset_snapshotters: unknown %s (known: %s)'
                                            % (', '.join(unknown), ', '.join(coldstart.LAZY)))
-        paths = {'ctr': params['ctr_path'] or module.get_bin_path('ctr', required=True)}
-        params['ctr_path'] = paths['ctr']
-        if params['snapshotter'] == 'stargz':
-            paths['ctr-remote'] = params['ctr_remote_path'] or module.get_bin_path(
-                'ctr-remote', required=True, opt_dirs=['/usr/local/bin'])
-        if params['snapshotter'] == 'soci':
-            paths['soci'] = params['soci_path'] or module.get_bin_path('soci', required=True,
-                                                                       opt_dirs=['/usr/local/bin'])
+        paths = coldstart.client_paths(module, params)
         if module.check_mode:
             module.exit_json(changed=False, msg='would measure %s on %s' % (params['image'], params['snapshotter']))
         host = SystemHost(module)

@@ -25,6 +25,8 @@ description:
   - The rollout role's post-check (stargz, soci) and its rollback check (overlayfs).
 author:
   - lazypull.snapshotters maintainers (@lazypull)
+extends_documentation_fragment:
+  - lazypull.snapshotters.snapshotter_client
 options:
   image:
     description:
@@ -42,31 +44,6 @@ options:
     description: containerd namespace the probe works in; emptied before and after.
     type: str
     default: lazypull-probe
-  containerd_address:
-    description: containerd's socket.
-    type: str
-    default: /run/containerd/containerd.sock
-  hosts_dir:
-    description: containerd registry host config directory passed to the pull (C(--hosts-dir)).
-    type: path
-    default: /etc/containerd/certs.d
-  plain_http:
-    description: Pull over plain HTTP.
-    type: bool
-    default: false
-  ctr_path:
-    description: Path of C(ctr); searched on PATH when not given.
-    type: path
-  ctr_remote_path:
-    description: Path of C(ctr-remote) (stargz pulls).
-    type: path
-  soci_path:
-    description: Path of C(soci) (soci pulls).
-    type: path
-  snapshotters:
-    description: Per snapshotter overrides of C(root), C(service), C(socket) (where FUSE mounts are looked for).
-    type: dict
-    default: {}
   command:
     description: Command run in a throw-away container after the pull (C(ctr run --rm)); none when empty.
     type: list
@@ -125,6 +102,7 @@ import uuid
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import lazy_probe
+from ansible_collections.lazypull.snapshotters.plugins.module_utils.coldstart import CLIENT_ARGUMENT_SPEC, client_paths
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.coldstart_host import SystemHost
 
 ARCH = {'x86_64': 'amd64', 'aarch64': 'arm64'}
@@ -136,31 +114,18 @@ def main():
             image=dict(type='str', required=True),
             snapshotter=dict(type='str', choices=list(lazy_probe.SNAPSHOTTERS), default='overlayfs'),
             namespace=dict(type='str', default='lazypull-probe'),
-            containerd_address=dict(type='str', default='/run/containerd/containerd.sock'),
-            hosts_dir=dict(type='path', default='/etc/containerd/certs.d'),
-            plain_http=dict(type='bool', default=False),
-            ctr_path=dict(type='path'),
-            ctr_remote_path=dict(type='path'),
-            soci_path=dict(type='path'),
-            snapshotters=dict(type='dict', default={}),
             command=dict(type='list', elements='str', default=[]),
             expect=dict(type='str'),
             require_lazy=dict(type='bool', default=True),
             timeout=dict(type='int', default=120),
+            **CLIENT_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
     params = dict(module.params)
     try:
         lazy_probe.validate(params)
-        paths = {'ctr': params['ctr_path'] or module.get_bin_path('ctr', required=True)}
-        params['ctr_path'] = paths['ctr']
-        if params['snapshotter'] == 'stargz':
-            paths['ctr-remote'] = params['ctr_remote_path'] or module.get_bin_path(
-                'ctr-remote', required=True, opt_dirs=['/usr/local/bin'])
-        if params['snapshotter'] == 'soci':
-            paths['soci'] = params['soci_path'] or module.get_bin_path('soci', required=True,
-                                                                       opt_dirs=['/usr/local/bin'])
+        paths = client_paths(module, params)
         if module.check_mode:
             module.exit_json(changed=False, ok=True, msg='check mode: would probe %s on %s'
                              % (params['image'], params['snapshotter']))

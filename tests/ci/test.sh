@@ -9,7 +9,7 @@ export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$repo/.build/collections}
 export ANSIBLE_CONFIG=$repo/ansible.cfg
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
-scenarios=(${MOLECULE_SCENARIOS:-containerd snapshotters})
+scenarios=(${MOLECULE_SCENARIOS:-containerd snapshotters rollout})
 
 lab_was_up=false
 [[ -f ${LAZYPULL_LAB_STATE:-/var/lib/lazypull-lab}/lab.json ]] && podman container exists lazypull-registry 2>/dev/null && lab_was_up=true
