@@ -219,15 +219,9 @@ def convert(params, src, dest, tools, runner, access, check_mode, timer):
     from ansible_collections.lazypull.snapshotters.plugins.module_utils import image_tools
 
     started = timer()
-    src_client = access.client(src['registry'])
-    dest_client = access.client(dest['registry'])
-    src_client.check_access(src['repository'])
-    found = src_client.manifest(src['repository'], src['digest'] or src['tag'] or 'latest')
-    if found is None:
-        raise image_tools.RegistryError('source image %s not found in registry %s'
-                                        % (params['src'], src['registry']))
+    src_client, dest_client, found = image_tools.source_and_destination(
+        access, src, dest, 'source image %s' % params['src'], push=params.get('push', True))
     src_digest, _src_type, src_doc, _raw = found
-    dest_client.check_access(dest['repository'], push=params.get('push', True))
     options_json = options_record(params)
     dest_tag = dest['tag'] or 'latest'
     existing = dest_client.manifest(dest['repository'], dest_tag)

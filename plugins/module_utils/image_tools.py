@@ -28,6 +28,7 @@ import time
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.ecr_auth import (
     EcrAuthError, ecr_credentials, parse_ecr_host)
+from ansible_collections.lazypull.snapshotters.plugins.module_utils.image_reference import ImageReferenceError
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.registry_client import (
     Credentials, RegistryClient, RegistryError, urls_opener)
 
@@ -239,6 +240,44 @@ def secrets_of(credentials):
         values.add(creds.password)
         values.add(creds.basic().split(' ', 1)[1])
     return values
+
+
+def module_runner(module, params):
+    """The ToolRunner of one module run (bounded by O(command_timeout))."""
+    return ToolRunner(module_run_command(module), params['command_timeout'])
+
+
+def module_registry_access(module, params, hosts, write_host):
+    """RegistryAccess to these registries; the credentials' secrets become
+    no_log values before any tool or request can print them."""
+    creds = credentials_for(params, set(hosts), write_host)
+    module.no_log_values.update(secrets_of(creds))
+    return RegistryAccess(params, creds, hosts)
+
+
+def run_or_fail(module, body, input_errors=()):
+    """body() -> the module result. Bad input fails as 'invalid input: ...';
+    a tool, registry or ECR failure with its own message."""
+    try:
+        return body()
+    except tuple(input_errors) + (ImageReferenceError, ValueError) as exc:
+        module.fail_json(msg='invalid input: %s' % exc)
+    except (ToolError, RegistryError, EcrAuthError) as exc:
+        module.fail_json(msg=str(exc))
+
+
+def source_and_destination(access, src, dest, what, push=True):
+    """(src_client, dest_client, the source's manifest) with read access to
+    the source and (push) write access to the destination checked first; a
+    clear error naming `what` when the source does not exist."""
+    src_client = access.client(src['registry'])
+    dest_client = access.client(dest['registry'])
+    src_client.check_access(src['repository'])
+    found = src_client.manifest(src['repository'], src['digest'] or src['tag'] or 'latest')
+    if found is None:
+        raise RegistryError('%s not found in registry %s' % (what, src['registry']))
+    dest_client.check_access(dest['repository'], push=push)
+    return src_client, dest_client, found
 
 
 def ctr_prefix(path, params):

@@ -420,14 +420,9 @@ def ensure_v2(params, ref, dest, tools, runner, access, check_mode, timer):
         ANNOTATION_OPTIONS, ANNOTATION_SOURCE, annotate, is_current)
 
     started = timer()
-    client = access.client(ref['registry'])
-    dest_client = access.client(dest['registry'])
-    client.check_access(ref['repository'])
-    found = client.manifest(ref['repository'], ref['digest'] or ref['tag'] or 'latest')
-    if found is None:
-        raise image_tools.RegistryError('image %s not found in registry %s' % (params['image'], ref['registry']))
+    _client, dest_client, found = image_tools.source_and_destination(
+        access, ref, dest, 'image %s' % params['image'])
     src_digest = found[0]
-    dest_client.check_access(dest['repository'], push=True)
     options_json = json.dumps({'soci': 'v2', 'span_size': params.get('span_size'),
                                'min_layer_size': params.get('min_layer_size'),
                                'platforms': sorted(params.get('platforms') or [])},

@@ -166,7 +166,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import image_convert, image_reference, image_tools
-from ansible_collections.lazypull.snapshotters.plugins.module_utils.ecr_auth import EcrAuthError
 
 
 def main():
@@ -190,7 +189,8 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_together=image_tools.REQUIRED_TOGETHER)
     params = module.params
-    try:
+
+    def convert():
         src = image_reference.parse(params['src'])
         dest = image_reference.parse(params['dest'])
         if dest['digest']:
@@ -202,21 +202,17 @@ def main():
                  'nerdctl': image_tools.find_binary(module, 'nerdctl', params['nerdctl_path'], required=False)}
         if params['optimize']:
             tools['nerdctl'] = None  # only ctr-remote records a workload
-        runner = image_tools.ToolRunner(image_tools.module_run_command(module), params['command_timeout'])
+        runner = image_tools.module_runner(module, params)
         if params['format'] == 'zstdchunked':
             tool = tools['nerdctl'] or tools['ctr-remote']
             _rc, out, err = runner.run([tool, 'image', 'convert', '--help'], check=False)
             if not image_convert.supports_zstdchunked(out + err):
                 raise image_convert.ConvertError('%s cannot write zstd:chunked (no --zstdchunked)' % tool)
-        creds = image_tools.credentials_for(params, {src['registry'], dest['registry']}, dest['registry'])
-        module.no_log_values.update(image_tools.secrets_of(creds))
-        with image_tools.RegistryAccess(params, creds, [src['registry'], dest['registry']]) as access:
-            result = image_convert.convert(params, src, dest, tools, runner, access,
-                                           module.check_mode, time.monotonic)
-    except (image_reference.ImageReferenceError, image_convert.ConvertError, ValueError) as exc:
-        module.fail_json(msg='invalid input: %s' % exc)
-    except (image_tools.ToolError, image_tools.RegistryError, EcrAuthError) as exc:
-        module.fail_json(msg=str(exc))
+        with image_tools.module_registry_access(module, params, [src['registry'], dest['registry']],
+                                                dest['registry']) as access:
+            return image_convert.convert(params, src, dest, tools, runner, access, module.check_mode, time.monotonic)
+
+    result = image_tools.run_or_fail(module, convert, (image_convert.ConvertError,))
     module.exit_json(**result)
 
 

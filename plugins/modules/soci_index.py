@@ -132,7 +132,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import image_reference, image_tools, soci_index
-from ansible_collections.lazypull.snapshotters.plugins.module_utils.ecr_auth import EcrAuthError
 
 
 def main():
@@ -151,13 +150,14 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_together=image_tools.REQUIRED_TOGETHER)
     params = module.params
-    try:
+
+    def index():
         ref = image_reference.parse(params['image'])
         soci_index.validate_sizes(params['span_size'], params['min_layer_size'])
         image_tools.validate_platforms(params['platforms'])
         tools = {'ctr': image_tools.find_binary(module, 'ctr', params['ctr_path']),
                  'soci': image_tools.find_binary(module, 'soci', params['soci_path'])}
-        runner = image_tools.ToolRunner(image_tools.module_run_command(module), params['command_timeout'])
+        runner = image_tools.module_runner(module, params)
         _rc, out, err = runner.run([tools['soci'], '--version'], what='soci --version')
         installed = soci_index.parse_soci_version(out + err)
         version = soci_index.choose_manifest_version(params['manifest_version'], installed)
@@ -169,19 +169,17 @@ def main():
         elif params['dest']:
             raise soci_index.SociError('dest applies to manifest_version v2 only (v1 indexes refer to the image)')
         hosts = {ref['registry']} | ({dest['registry']} if dest else set())
-        creds = image_tools.credentials_for(params, hosts, dest['registry'] if dest else ref['registry'])
-        module.no_log_values.update(image_tools.secrets_of(creds))
-        with image_tools.RegistryAccess(params, creds, hosts) as access:
+        with image_tools.module_registry_access(module, params, hosts,
+                                                dest['registry'] if dest else ref['registry']) as access:
             if version == 'v1':
-                result = soci_index.ensure_v1(params, ref, tools, runner, access, module.check_mode, time.monotonic)
+                done = soci_index.ensure_v1(params, ref, tools, runner, access, module.check_mode, time.monotonic)
             else:
-                result = soci_index.ensure_v2(params, ref, dest, tools, runner, access, module.check_mode,
-                                              time.monotonic)
-        result['soci_version'] = '.'.join(str(x) for x in installed)
-    except (image_reference.ImageReferenceError, soci_index.SociError, ValueError) as exc:
-        module.fail_json(msg='invalid input: %s' % exc)
-    except (image_tools.ToolError, image_tools.RegistryError, EcrAuthError) as exc:
-        module.fail_json(msg=str(exc))
+                done = soci_index.ensure_v2(params, ref, dest, tools, runner, access, module.check_mode,
+                                            time.monotonic)
+        done['soci_version'] = '.'.join(str(x) for x in installed)
+        return done
+
+    result = image_tools.run_or_fail(module, index, (soci_index.SociError,))
     for warning in result.pop('warnings', []):
         module.warn(warning)
     module.exit_json(**result)

@@ -14,6 +14,8 @@ from ansible_collections.lazypull.snapshotters.plugins.module_utils import image
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import image_reference
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.image_tools import RegistryError, ToolError
 
+from ansible_collections.lazypull.snapshotters.tests.unit.plugins.module_utils.fake_registry import FakeAccess, FakeRegistryClient
+
 OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip'
@@ -436,60 +438,27 @@ def test_supports_zstdchunked():
 # convert(): the whole flow, with fakes
 # --------------------------------------------------------------------------
 
-class FakeClient(object):
-    """One registry host: manifests by (repository, tag or digest)."""
+class FakeClient(FakeRegistryClient):
+    """One registry host; manifest reads and PUTs are logged as events."""
 
     def __init__(self, host, events):
+        super(FakeClient, self).__init__(events)
         self.host = host
-        self.events = events
-        self.store = {}
-        self.access = []
-        self.puts = []
         self.put_digest_override = None
 
     def add(self, repository, doc, tags=()):
-        raw = json.dumps(doc).encode('utf-8')
-        entry = (sha(raw), doc.get('mediaType'), doc, raw)
-        self.store[(repository, entry[0])] = entry
-        for tag in tags:
-            self.store[(repository, tag)] = entry
-        return entry[0]
-
-    def check_access(self, repository, push=False):
-        self.access.append((repository, push))
-        return True
+        return self.store_doc(repository, doc, tags)
 
     def manifest(self, repository, reference):
         self.events.append(('manifest', self.host, repository, reference))
-        found = self.store.get((repository, reference))
-        if found is None:
-            return None
-        digest, media_type, doc, raw = found
-        return digest, media_type, json.loads(json.dumps(doc)), raw
+        return super(FakeClient, self).manifest(repository, reference)
 
     def put_manifest(self, repository, reference, body, media_type):
         self.events.append(('put', self.host, repository, reference))
         self.puts.append({'repository': repository, 'reference': reference, 'body': body,
                           'media_type': media_type})
-        doc = json.loads(body.decode('utf-8'))
-        digest = sha(body)
-        entry = (digest, media_type, doc, body)
-        self.store[(repository, reference)] = entry
-        self.store[(repository, digest)] = entry
+        digest = self.store_body(repository, reference, body, media_type)
         return self.put_digest_override or digest
-
-
-class FakeAccess(object):
-    def __init__(self, tmp_path, clients):
-        self.clients = clients
-        self.dir = str(tmp_path)
-        self.hosts_dir = os.path.join(str(tmp_path), 'hosts')
-
-    def client(self, host):
-        return self.clients[host]
-
-    def env(self):
-        return {'DOCKER_CONFIG': os.path.join(self.dir, 'docker')}
 
 
 class FakeRunner(object):

@@ -5,7 +5,6 @@ __metaclass__ = type
 import hashlib
 import itertools
 import json
-import os
 import struct
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import soci_index as si
 from ansible_collections.lazypull.snapshotters.plugins.module_utils import image_reference
 from ansible_collections.lazypull.snapshotters.plugins.module_utils.image_tools import RegistryError, ToolError
+
+from ansible_collections.lazypull.snapshotters.tests.unit.plugins.module_utils.fake_registry import FakeAccess, FakeRegistryClient
 
 OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
@@ -385,25 +386,17 @@ def test_useless_index_warning():
 # target_manifests, remove_indexes
 # --------------------------------------------------------------------------
 
-class FakeClient(object):
+class FakeClient(FakeRegistryClient):
     """One registry repository ('team/app'): manifests by tag or digest, blobs, referrers."""
 
     def __init__(self, events):
-        self.events = events
-        self.store = {}
+        super(FakeClient, self).__init__(events)
         self.blobs = {}
         self.referrers_of = {}
-        self.access = []
         self.deleted = []
-        self.puts = []
 
     def add(self, doc, tags=(), repository='team/app'):
-        raw = json.dumps(doc).encode('utf-8')
-        entry = (sha(raw), doc.get('mediaType'), doc, raw)
-        self.store[(repository, entry[0])] = entry
-        for tag in tags:
-            self.store[(repository, tag)] = entry
-        return entry[0]
+        return self.store_doc(repository, doc, tags)
 
     def add_index(self, subject_digest, ztocs, tag_schema=True):
         doc = soci_index_doc(ztocs, {'mediaType': OCI_MANIFEST, 'digest': subject_digest, 'size': 1})
@@ -417,17 +410,6 @@ class FakeClient(object):
                       'manifests': list(self.referrers_of[subject_digest])}, tags=[tag])
         return digest
 
-    def check_access(self, repository, push=False):
-        self.access.append((repository, push))
-        return True
-
-    def manifest(self, repository, reference):
-        found = self.store.get((repository, reference))
-        if found is None:
-            return None
-        digest, media_type, doc, raw = found
-        return digest, media_type, json.loads(json.dumps(doc)), raw
-
     def blob(self, repository, digest):
         return self.blobs[digest]
 
@@ -438,11 +420,7 @@ class FakeClient(object):
     def put_manifest(self, repository, reference, body, media_type):
         self.events.append(('put', reference))
         self.puts.append((repository, reference, json.loads(body.decode('utf-8')), media_type))
-        digest = sha(body)
-        entry = (digest, media_type, json.loads(body.decode('utf-8')), body)
-        self.store[(repository, reference)] = entry
-        self.store[(repository, digest)] = entry
-        return digest
+        return self.store_body(repository, reference, body, media_type)
 
     def delete_manifest(self, repository, digest):
         self.events.append(('delete', digest))
@@ -538,20 +516,6 @@ NEW_INDEX = D('e')
 OLDER_LOCAL = D('d')
 
 
-class FakeAccess(object):
-    def __init__(self, tmp_path, client):
-        self._client = client
-        self.dir = str(tmp_path)
-        self.hosts_dir = os.path.join(str(tmp_path), 'hosts')
-
-    def client(self, host):
-        assert host == 'reg.example.internal'
-        return self._client
-
-    def env(self):
-        return {'DOCKER_CONFIG': os.path.join(self.dir, 'docker')}
-
-
 class FakeRunner(object):
     def __init__(self, events, create_output=CREATE_OUTPUT, listed=None, fail=None):
         self.events = events
@@ -609,7 +573,7 @@ class World(object):
         self.params = params or v1_params()
         self.client = FakeClient(self.events)
         self.image_digest = self.client.add(manifest, tags=['1']) if manifest is not None else None
-        self.access = FakeAccess(tmp_path, self.client)
+        self.access = FakeAccess(tmp_path, {'reg.example.internal': self.client})
         self.runner = FakeRunner(self.events, **runner_kwargs)
         self.ref = image_reference.parse(self.params['image'])
 
