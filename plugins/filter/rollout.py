@@ -101,6 +101,20 @@ def rollout_halt_reason(results, max_fail_percentage):
     return ''
 
 
+def rollout_gate(record, halt_reason, target, retry_rolled_back, record_path):
+    """{outcome, reason} for a host to leave alone, {} to go ahead: the rollout
+    halted (not_started), or the host's record says it was rolled back from
+    this target and retrying was not asked for (held)."""
+    if halt_reason:
+        return {'outcome': 'not_started', 'reason': halt_reason}
+    record = record or {}
+    if record.get('state') == 'rolled_back' and record.get('target') == target and not retry_rolled_back:
+        return {'outcome': 'held',
+                'reason': 'rolled back from %s at %s: %s (set rollout_retry_rolled_back or remove %s)'
+                          % (target, record.get('at', '?'), record.get('reason', '?'), record_path)}
+    return {}
+
+
 def rollout_running_tasks(listings, skip_namespaces=()):
     """'namespace/task' of every RUNNING task, from loop results of
     `ctr -n NS tasks ls` (each with .item = namespace and .stdout)."""
@@ -187,6 +201,7 @@ class FilterModule(object):
         return {
             'rollout_precheck_problems': rollout_precheck_problems,
             'rollout_halt_reason': rollout_halt_reason,
+            'rollout_gate': rollout_gate,
             'rollout_running_tasks': rollout_running_tasks,
             'rollout_snapshotters_running': rollout_snapshotters_running,
             'rollout_summary_rows': rollout_summary_rows,

@@ -130,7 +130,8 @@ def test_rolled_back_host_is_as_before_and_runs_containers_on_overlayfs():
 def test_a_second_carry_on_rollout_changes_nothing():
     """The side effect's rollout again, all hosts in one batch (the idempotence
     step already reran the default batches): no host changes; prints its wall time."""
-    env = dict(os.environ, LAZYPULL_ROLLOUT_RUN_ID="rerun")
+    # Plain output: the recap is parsed below (a coloured terminal adds escape codes).
+    env = dict(os.environ, LAZYPULL_ROLLOUT_RUN_ID="rerun", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     start = time.monotonic()
     proc = subprocess.run(["ansible-playbook", "-i", inventory, "-e", '{"rollout_serial": [3]}', str(SCENARIO / "side_effect.yml")],

@@ -33,7 +33,7 @@ def precheck(facts, target='stargz', paths=None, min_free=10 * GIB, min_version=
 def test_filters_are_registered():
     assert set(f.FilterModule().filters()) == {
         'rollout_precheck_problems', 'rollout_halt_reason', 'rollout_running_tasks', 'rollout_snapshotters_running',
-        'rollout_summary_rows', 'rollout_stale_fuse_mounts', 'rollout_probe_summary', 'rollout_with_host',
+        'rollout_summary_rows', 'rollout_stale_fuse_mounts', 'rollout_probe_summary', 'rollout_with_host', 'rollout_gate',
         'containerd_cri_snapshotter'}
 
 
@@ -271,3 +271,30 @@ def test_summary_rows_make_a_well_formed_markdown_table():
     hosts = [{'host': 'b', 'target': 'soci', 'outcome': 'precheck_failed', 'reason': 'a | b\nc'}]
     table = markdown_table(f.rollout_summary_rows(hosts), f.SUMMARY_COLUMNS)
     assert [line.count('|') for line in table.splitlines()] == [9, 9, 9]
+
+
+# --- rollout_gate --------------------------------------------------------------
+
+RECORD = {'state': 'rolled_back', 'target': 'stargz', 'at': '2026-12-05T04:39:10Z', 'reason': 'probe: not lazy'}
+
+
+def test_gate_goes_ahead_without_halt_or_rollback_record():
+    assert f.rollout_gate({}, '', 'stargz', False, '/etc/lazypull/rollout.json') == {}
+    assert f.rollout_gate({'state': 'rolled_out', 'snapshotter': 'stargz'}, '', 'stargz', False, '/r') == {}
+
+
+def test_gate_halted_wins():
+    assert f.rollout_gate(RECORD, 'halted after batch 1', 'stargz', False, '/r') == {
+        'outcome': 'not_started', 'reason': 'halted after batch 1'}
+
+
+def test_gate_holds_a_host_rolled_back_from_this_target():
+    assert f.rollout_gate(RECORD, '', 'stargz', False, '/etc/lazypull/rollout.json') == {
+        'outcome': 'held',
+        'reason': 'rolled back from stargz at 2026-12-05T04:39:10Z: probe: not lazy '
+                  '(set rollout_retry_rolled_back or remove /etc/lazypull/rollout.json)'}
+
+
+def test_gate_lets_a_rolled_back_host_try_again_when_asked_or_for_another_target():
+    assert f.rollout_gate(RECORD, '', 'stargz', True, '/r') == {}
+    assert f.rollout_gate(RECORD, '', 'soci', False, '/r') == {}
